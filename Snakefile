@@ -1,0 +1,28 @@
+# sepher: the SePHER study (Bon, Pizzuti et al. 2020) as one workflow.
+# Stages: in vitro dose-response, in vitro imaging, patient biopsies (IHC),
+# cohort survival. Each figure id of the paper is a target rule (rules/figures.smk).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The demo study is the default; a user's --configfile replaces it whole,
+# so an input the user leaves out is really left out.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/survival.smk"
+include: "rules/figures.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        default_targets(),
+    default_target: True

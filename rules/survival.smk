@@ -1,0 +1,135 @@
+# Cohort stage: patient table -> endpoints -> KM, log-rank, Cox, PH tests, Table 1.
+
+
+rule survival_endpoints:
+    """Validate the cohort table and derive OS and PFS2 once (per patient)."""
+    input:
+        cohort=config.get("cohort") or [],
+        lib=library("io"),
+    output:
+        endpoints="results/survival/endpoints.csv",
+    params:
+        group=SURVIVAL["group"],
+        group_levels=SURVIVAL["group_levels"],
+        covariates=SURVIVAL["covariates"],
+        categorical=SURVIVAL["categorical"],
+    log:
+        "results/logs/survival/endpoints.log",
+    benchmark:
+        "results/benchmarks/survival/endpoints.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/survival_endpoints.py"
+
+
+rule survival_km:
+    """Kaplan-Meier curves and medians, numbers at risk, log-rank tests."""
+    input:
+        endpoints=rules.survival_endpoints.output.endpoints,
+        lib=library("survival", "io"),
+    output:
+        curves="results/survival/km_curves.csv",
+        medians="results/survival/km_medians.csv",
+        at_risk="results/survival/at_risk.csv",
+        logrank="results/survival/logrank.csv",
+    params:
+        group=SURVIVAL["group"],
+        group_levels=SURVIVAL["group_levels"],
+        tdm1_line=SURVIVAL["tdm1_line"],
+        conf_type=SURVIVAL["km_ci"],
+        conf_level=SURVIVAL["conf_level"],
+        by_line_max=SURVIVAL["by_line_max"],
+        axes={
+            "os": config["figures"]["km_os"],
+            "pfs2": config["figures"]["km_pfs2"],
+            "by_line": config["figures"]["km_by_line"],
+        },
+    log:
+        "results/logs/survival/km.log",
+    benchmark:
+        "results/benchmarks/survival/km.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/survival_km.py"
+
+
+rule survival_cox:
+    """Univariate and multivariate Cox models, PH score tests (R cox.zph)."""
+    input:
+        endpoints=rules.survival_endpoints.output.endpoints,
+        lib=library("survival", "io"),
+    output:
+        coefficients="results/survival/cox.csv",
+        models="results/survival/cox_models.csv",
+        ph_test="results/survival/ph_test.csv",
+        schoenfeld="results/survival/schoenfeld.csv",
+    params:
+        group=SURVIVAL["group"],
+        group_levels=SURVIVAL["group_levels"],
+        tdm1_line=SURVIVAL["tdm1_line"],
+        covariates=SURVIVAL["covariates"],
+        categorical=SURVIVAL["categorical"],
+        ties=SURVIVAL["cox_ties"],
+        zph_transform=SURVIVAL["zph_transform"],
+    log:
+        "results/logs/survival/cox.log",
+    benchmark:
+        "results/benchmarks/survival/cox.tsv"
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    script:
+        "../scripts/survival_cox.py"
+
+
+rule survival_table1:
+    """Table 1: characteristics of the analysed patients by group."""
+    input:
+        endpoints=rules.survival_endpoints.output.endpoints,
+        lib=library("survival", "io"),
+    output:
+        table1="results/survival/table1.csv",
+    params:
+        group=SURVIVAL["group"],
+        group_levels=SURVIVAL["group_levels"],
+        group_labels=SURVIVAL["group_labels"],
+        tdm1_line=SURVIVAL["tdm1_line"],
+        covariates=SURVIVAL["covariates"],
+        categorical=SURVIVAL["categorical"],
+    log:
+        "results/logs/survival/table1.log",
+    benchmark:
+        "results/benchmarks/survival/table1.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/survival_table1.py"
+
+
+rule survival_flow:
+    """Cohort flow counts: all patients -> T-DM1 line -> compared groups."""
+    input:
+        endpoints=rules.survival_endpoints.output.endpoints,
+        lib=library("survival", "io"),
+    output:
+        flow="results/survival/flow.csv",
+    params:
+        group=SURVIVAL["group"],
+        group_levels=SURVIVAL["group_levels"],
+        group_labels=SURVIVAL["group_labels"],
+        tdm1_line=SURVIVAL["tdm1_line"],
+        by_line_max=SURVIVAL["by_line_max"],
+    log:
+        "results/logs/survival/flow.log",
+    benchmark:
+        "results/benchmarks/survival/flow.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/survival_flow.py"

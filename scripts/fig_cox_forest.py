@@ -1,0 +1,21 @@
+"""Rule fig8_cox_forest: forest plot of the multivariate Cox models."""
+
+from sepher.figures.forest import plot_forest
+from sepher.figures.style import house_style, save_figure
+from sepher.io.tables import read_table
+from sepher.workflow import run_logged
+
+
+def main(smk):
+    cox = read_table(smk.input.cox)
+    with house_style(smk.input.style):
+        fig = plot_forest(
+            cox,
+            endpoints=("OS", "PFS2"),
+            endpoint_labels={"OS": "Overall survival", "PFS2": "PFS on second-line T-DM1"},
+            simulated=smk.params.simulated,
+        )
+        save_figure(fig, smk.output.pdf, smk.output.png)
+
+
+run_logged(snakemake, main)

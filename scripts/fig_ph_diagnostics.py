@@ -1,0 +1,21 @@
+"""Rule figS3_ph_diagnostics: scaled Schoenfeld residuals with PH tests."""
+
+from sepher.figures.style import house_style, save_figure
+from sepher.figures.zph_plot import plot_schoenfeld
+from sepher.io.tables import read_table
+from sepher.workflow import run_logged
+
+
+def main(smk):
+    residuals = read_table(smk.input.schoenfeld)
+    ph = read_table(smk.input.ph_test)
+    endpoint = smk.params.endpoint
+    residuals = residuals[residuals["endpoint"] == endpoint].drop(columns="endpoint")
+    residuals = residuals.dropna(axis=1, how="all")
+    ph = ph[ph["endpoint"] == endpoint].drop(columns="endpoint")
+    with house_style(smk.input.style):
+        fig = plot_schoenfeld(residuals, ph, simulated=smk.params.simulated)
+        save_figure(fig, smk.output.pdf, smk.output.png)
+
+
+run_logged(snakemake, main)

@@ -1,0 +1,62 @@
+"""Rules table1_characteristics and table2_cox: tables rendered as figures."""
+
+import pandas as pd
+
+from sepher.figures.style import house_style, save_figure
+from sepher.figures.tables import render_table
+from sepher.io.tables import read_table
+from sepher.workflow import run_logged
+
+
+def _fmt_p(p):
+    if pd.isna(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def table2(cox):
+    """Univariate and multivariate Cox side by side, one row per coefficient."""
+    rows = []
+    for endpoint in ("OS", "PFS2"):
+        part = cox[cox["endpoint"] == endpoint]
+        multi = part[part["model"] == "multivariate"].set_index("column")
+        uni = part[part["model"] == "univariate"].set_index("column")
+        for column in multi.index:
+            m, u = multi.loc[column], uni.loc[column]
+            label = m["term"] if pd.isna(m["level"]) or m["level"] == "" else (
+                f"{m['term']}: {m['level']} vs {m['reference']}"
+            )
+            rows.append(
+                {
+                    "Endpoint": endpoint,
+                    "Term": label,
+                    "Univariate HR (95% CI)": f"{u['hr']:.2f} ({u['hr_lower']:.2f}-{u['hr_upper']:.2f})",
+                    "p (uni)": _fmt_p(u["p"]),
+                    "Multivariate HR (95% CI)": f"{m['hr']:.2f} ({m['hr_lower']:.2f}-{m['hr_upper']:.2f})",
+                    "p (multi)": _fmt_p(m["p"]),
+                }
+            )
+    n = cox[cox["model"] == "multivariate"].groupby("endpoint")[["n", "events", "n_excluded"]].first()
+    note = "; ".join(
+        f"{e}: n = {r.n}, events = {r.events}, excluded (missing data) = {r.n_excluded}"
+        for e, r in n.iterrows()
+    )
+    return pd.DataFrame(rows), "Multivariate model, complete cases. " + note
+
+
+def main(smk):
+    table = read_table(smk.input.table).fillna("")
+    if smk.params.kind == "table1":
+        title = "Table 1. Patient characteristics"
+        table = table.rename(columns={"variable": "Characteristic", "level": "Level"})
+        table = table.drop(columns=["statistic"], errors="ignore")
+        footnote = "n (%) or median [Q1,Q3]; p: chi-squared / Fisher's exact or Kruskal-Wallis test."
+    else:
+        title = "Table 2. Cox proportional-hazards models"
+        table, footnote = table2(read_table(smk.input.table))
+    with house_style(smk.input.style):
+        fig = render_table(table, title=title, simulated=smk.params.simulated, footnote=footnote)
+        save_figure(fig, smk.output.pdf, smk.output.png)
+
+
+run_logged(snakemake, main)

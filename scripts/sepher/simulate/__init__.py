@@ -1,0 +1,1 @@
+"""sepher.simulate"""

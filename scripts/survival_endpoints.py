@@ -1,0 +1,19 @@
+"""Rule survival_endpoints: validate the cohort, derive OS and PFS2."""
+
+from sepher.io.cohort import read_cohort
+from sepher.io.tables import write_table
+from sepher.workflow import run_logged
+
+
+def main(smk):
+    endpoints = read_cohort(
+        smk.input.cohort,
+        group=smk.params.group,
+        group_levels=smk.params.group_levels,
+        covariates=smk.params.covariates,
+        categorical_levels=smk.params.categorical,
+    )
+    write_table(endpoints, smk.output.endpoints)
+
+
+run_logged(snakemake, main)

@@ -1,0 +1,21 @@
+"""Rule survival_flow: cohort flow counts for fig5."""
+
+from sepher.io.tables import read_table, write_table
+from sepher.survival.stage import cohort_flow
+from sepher.workflow import run_logged
+
+
+def main(smk):
+    endpoints = read_table(smk.input.endpoints)
+    flow = cohort_flow(
+        endpoints,
+        group=smk.params.group,
+        group_levels=[str(v) for v in smk.params.group_levels],
+        group_labels=smk.params.group_labels,
+        tdm1_line=smk.params.tdm1_line,
+        by_line_max=smk.params.by_line_max,
+    )
+    write_table(flow, smk.output.flow)
+
+
+run_logged(snakemake, main)
