@@ -1,10 +1,18 @@
 # Configuration checks, input functions and the figure catalogue.
 # Everything a rule needs from config is computed here and passed by params:.
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
+sys.path.insert(0, str(Path(workflow.basedir, "scripts")))
 
+from sepher.errors import InputError
+from sepher.io.config import check_config
+
+SCHEMA = Path(workflow.basedir, "config", "schemas", "config.schema.yaml")
+_config_name = ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
+check_config(config, SCHEMA, config_file=_config_name)
 validate(config, schema="../config/schemas/config.schema.yaml", set_default=True)
 
 
@@ -35,9 +43,11 @@ INPUT_KEYS = ("cohort", "plates", "images")
 for _key in INPUT_KEYS:
     _path = config.get(_key)
     if _path and not Path(_path).is_file():
-        raise ValueError(
-            f"Invalid config: key '{_key}': file '{_path}' does not exist; "
-            "expected the path of an existing file (relative to the working directory)."
+        raise InputError(
+            _config_name,
+            "the path of an existing file (relative to the working directory)",
+            column=_key,
+            value=_path,
         )
 
 
@@ -46,27 +56,10 @@ def configured(key):
     return bool(config.get(key))
 
 
-# Figure id -> the input it is built from (SPEC: figures and their stages).
-FIGURES = {
-    "fig5_cohort_flow": "cohort",
-    "fig6_km_os": "cohort",
-    "fig7_km_pfs2": "cohort",
-    "fig8_cox_forest": "cohort",
-    "table1_characteristics": "cohort",
-    "table2_cox": "cohort",
-    "figS3_ph_diagnostics": "cohort",
-    "figS4_tdm1_by_line": "cohort",
-}
-TABLES = {
-    "cohort": [
-        "results/survival/km_medians.csv",
-        "results/survival/logrank.csv",
-        "results/survival/cox.csv",
-        "results/survival/ph_test.csv",
-        "results/survival/table1.csv",
-        "results/survival/flow.csv",
-    ],
-}
+# Figure id -> the input it is built from, and the tables of each input;
+# each stage's rules file registers its own (SPEC: figures and their stages).
+FIGURES = {}
+TABLES = {}
 
 
 def figure_files(figure_id):
@@ -90,10 +83,11 @@ def default_targets():
 def library(*stages):
     """Library modules a script imports: declared as inputs so that editing
     them reruns the rules that use them (Snakemake tracks only the script)."""
-    files = ["scripts/sepher/__init__.py", "scripts/sepher/errors.py"]
+    package = Path(workflow.basedir, "scripts", "sepher")
+    files = [package / "__init__.py", package / "errors.py", package / "workflow.py"]
     for stage in stages:
-        files += sorted(str(p) for p in Path("scripts/sepher", stage).glob("*.py"))
-    return files
+        files += sorted(Path(package, stage).glob("*.py"))
+    return [str(f) for f in files]
 
 
-HOUSE_STYLE = "resources/sepher.mplstyle"
+HOUSE_STYLE = str(Path(workflow.basedir, "resources", "sepher.mplstyle"))

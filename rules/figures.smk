@@ -25,6 +25,8 @@ rule fig5_cohort_flow:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/figures.yaml"
     script:
         "../scripts/fig_cohort_flow.py"
 
@@ -34,11 +36,10 @@ rule fig6_km_os:
     input:
         curves=rules.survival_km.output.curves,
         medians=rules.survival_km.output.medians,
-        at_risk=rules.survival_km.output.at_risk,
         logrank=rules.survival_km.output.logrank,
         cox=rules.survival_cox.output.coefficients,
         style=HOUSE_STYLE,
-        lib=library("figures"),
+        lib=library("figures", "survival"),
     output:
         pdf="results/figures/fig6_km_os.pdf",
         png=report(
@@ -64,6 +65,8 @@ rule fig6_km_os:
     resources:
         mem_mb=1500,
         runtime=10,
+    conda:
+        "../envs/figures.yaml"
     script:
         "../scripts/fig_km.py"
 
@@ -141,6 +144,8 @@ rule fig8_cox_forest:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/figures.yaml"
     script:
         "../scripts/fig_cox_forest.py"
 
@@ -169,6 +174,8 @@ rule table1_characteristics:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/figures.yaml"
     script:
         "../scripts/fig_table.py"
 
@@ -220,5 +227,7 @@ rule figS3_ph_diagnostics:
     resources:
         mem_mb=1500,
         runtime=10,
+    conda:
+        "../envs/figures.yaml"
     script:
         "../scripts/fig_ph_diagnostics.py"

@@ -17,5 +17,7 @@ rule provenance:
     resources:
         mem_mb=500,
         runtime=10,
+    conda:
+        "../envs/report.yaml"
     script:
         "../scripts/provenance.py"

@@ -1,5 +1,26 @@
 # Cohort stage: patient table -> endpoints -> KM, log-rank, Cox, PH tests, Table 1.
 
+FIGURES.update(
+    {
+        "fig5_cohort_flow": "cohort",
+        "fig6_km_os": "cohort",
+        "fig7_km_pfs2": "cohort",
+        "fig8_cox_forest": "cohort",
+        "table1_characteristics": "cohort",
+        "table2_cox": "cohort",
+        "figS3_ph_diagnostics": "cohort",
+        "figS4_tdm1_by_line": "cohort",
+    }
+)
+TABLES["cohort"] = [
+    "results/survival/km_medians.csv",
+    "results/survival/logrank.csv",
+    "results/survival/cox.csv",
+    "results/survival/ph_test.csv",
+    "results/survival/table1.csv",
+    "results/survival/flow.csv",
+]
+
 
 rule survival_endpoints:
     """Validate the cohort table and derive OS and PFS2 once (per patient)."""
@@ -20,19 +41,20 @@ rule survival_endpoints:
     resources:
         mem_mb=2000,
         runtime=20,
+    conda:
+        "../envs/survival.yaml"
     script:
         "../scripts/survival_endpoints.py"
 
 
 rule survival_km:
-    """Kaplan-Meier curves and medians, numbers at risk, log-rank tests."""
+    """Kaplan-Meier curves (with numbers at risk) and medians, log-rank tests."""
     input:
         endpoints=rules.survival_endpoints.output.endpoints,
         lib=library("survival", "io"),
     output:
         curves="results/survival/km_curves.csv",
         medians="results/survival/km_medians.csv",
-        at_risk="results/survival/at_risk.csv",
         logrank="results/survival/logrank.csv",
     params:
         group=SURVIVAL["group"],
@@ -41,11 +63,6 @@ rule survival_km:
         conf_type=SURVIVAL["km_ci"],
         conf_level=SURVIVAL["conf_level"],
         by_line_max=SURVIVAL["by_line_max"],
-        axes={
-            "os": config["figures"]["km_os"],
-            "pfs2": config["figures"]["km_pfs2"],
-            "by_line": config["figures"]["km_by_line"],
-        },
     log:
         "results/logs/survival/km.log",
     benchmark:
@@ -53,6 +70,8 @@ rule survival_km:
     resources:
         mem_mb=2000,
         runtime=20,
+    conda:
+        "../envs/survival.yaml"
     script:
         "../scripts/survival_km.py"
 
@@ -82,6 +101,8 @@ rule survival_cox:
     resources:
         mem_mb=3000,
         runtime=30,
+    conda:
+        "../envs/survival.yaml"
     script:
         "../scripts/survival_cox.py"
 
@@ -107,6 +128,8 @@ rule survival_table1:
     resources:
         mem_mb=2000,
         runtime=20,
+    conda:
+        "../envs/survival.yaml"
     script:
         "../scripts/survival_table1.py"
 
@@ -131,5 +154,7 @@ rule survival_flow:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/survival.yaml"
     script:
         "../scripts/survival_flow.py"

@@ -1,15 +1,18 @@
 """Rules fig6_km_os, fig7_km_pfs2, figS4_tdm1_by_line: Kaplan-Meier figures."""
 
+import numpy as np
+
 from sepher.figures.km_plot import plot_km
 from sepher.figures.style import house_style, save_figure
 from sepher.io.tables import read_table
+from sepher.survival.stage import at_risk_from_curves
 from sepher.workflow import run_logged
 
 
 def main(smk):
     p = smk.params
     pick = {}
-    for name in ("curves", "medians", "at_risk", "logrank"):
+    for name in ("curves", "medians", "logrank"):
         table = read_table(getattr(smk.input, name))
         pick[name] = table[table["analysis"] == p.analysis]
     if p.group_levels:
@@ -18,8 +21,10 @@ def main(smk):
     else:
         levels = list(dict.fromkeys(pick["medians"]["group"].astype(str)))
         labels = {level: f"{level} line" for level in levels}
-    for name in ("curves", "medians", "at_risk"):
+    for name in ("curves", "medians"):
         pick[name] = pick[name].assign(group=pick[name]["group"].astype(str))
+    grid = np.arange(0, p.axis["time_max_months"] + 1e-9, p.axis["tick_step_months"])
+    pick["at_risk"] = at_risk_from_curves(pick["curves"], grid)
     hr = None
     if p.analysis in ("os", "pfs2"):
         cox = read_table(smk.input.cox)

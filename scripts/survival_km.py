@@ -1,7 +1,5 @@
 """Rule survival_km: Kaplan-Meier tables and log-rank tests."""
 
-import numpy as np
-
 from sepher.io.tables import read_table, write_table
 from sepher.survival.stage import km_tables
 from sepher.workflow import run_logged
@@ -9,11 +7,7 @@ from sepher.workflow import run_logged
 
 def main(smk):
     endpoints = read_table(smk.input.endpoints)
-    grids = {
-        name: np.arange(0, axis["time_max_months"] + 1e-9, axis["tick_step_months"])
-        for name, axis in smk.params.axes.items()
-    }
-    curves, medians, at_risk, logrank = km_tables(
+    curves, medians, logrank = km_tables(
         endpoints,
         group=smk.params.group,
         group_levels=[str(v) for v in smk.params.group_levels],
@@ -21,11 +15,9 @@ def main(smk):
         conf_type=smk.params.conf_type,
         conf_level=smk.params.conf_level,
         by_line_max=smk.params.by_line_max,
-        grids=grids,
     )
     write_table(curves, smk.output.curves)
     write_table(medians, smk.output.medians)
-    write_table(at_risk, smk.output.at_risk)
     write_table(logrank, smk.output.logrank)
 
 

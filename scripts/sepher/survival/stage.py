@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sepher.survival.cox import fit_cox
-from sepher.survival.km import kaplan_meier, km_median, number_at_risk
+from sepher.survival.km import kaplan_meier, km_median
 from sepher.survival.logrank import logrank_test
 from sepher.survival.zph import cox_zph, scaled_schoenfeld
 
@@ -45,8 +45,38 @@ def line_groups(endpoints, by_line_max):
     return line.map(labels), [labels[v] for v in sorted(labels)]
 
 
-def _km_block(analysis, endpoint, time, event, groups, levels, conf_type, conf_level, grid):
-    curves, medians, at_risk = [], [], []
+def at_risk_from_curves(curves, grid):
+    """Numbers at risk at the times `grid` from Kaplan-Meier step tables.
+
+    The KM table lists every distinct event or censoring time with its number
+    at risk, so the number at risk at t is that of the first listed time
+    >= t (0 beyond the last).
+
+    Parameters
+    ----------
+    curves : DataFrame
+        Columns ``group, time, n_risk`` (rows in time order within group).
+    grid : array_like
+        Times (same unit as ``time``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``group, time, n_at_risk``.
+    """
+    grid = np.asarray(grid, dtype=float)
+    frames = []
+    for group, curve in curves.groupby("group", sort=False):
+        curve = curve[curve["time"] > 0] if (curve["time"] > 0).any() else curve
+        times = curve["time"].to_numpy(float)
+        n_risk = np.append(curve["n_risk"].to_numpy(int), 0)
+        first = np.searchsorted(times, grid, side="left")
+        frames.append(pd.DataFrame({"group": group, "time": grid, "n_at_risk": n_risk[first]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _km_block(analysis, endpoint, time, event, groups, levels, conf_type, conf_level):
+    curves, medians = [], []
     for level in levels:
         mask = groups == level
         t, e = time[mask], event[mask]
@@ -64,11 +94,8 @@ def _km_block(analysis, endpoint, time, event, groups, levels, conf_type, conf_l
                 "upper": med["upper"],
             }
         )
-        at_risk.append(
-            pd.DataFrame({"group": level, "time": grid, "n_at_risk": number_at_risk(t, grid)})
-        )
     lr = logrank_test(time, event, groups, levels=levels)
-    frames = [pd.concat(curves), pd.DataFrame(medians), pd.concat(at_risk)]
+    frames = [pd.concat(curves), pd.DataFrame(medians)]
     for frame in frames:
         frame.insert(0, "endpoint", endpoint)
         frame.insert(0, "analysis", analysis)
@@ -96,7 +123,6 @@ def km_tables(
     conf_type="log-log",
     conf_level=0.95,
     by_line_max=4,
-    grids=None,
 ):
     """Kaplan-Meier curves, medians, numbers at risk and log-rank tests.
 
@@ -108,19 +134,15 @@ def km_tables(
     ----------
     endpoints : DataFrame
         Per-patient endpoints (months).
-    grids : dict, optional
-        analysis -> array of times (months) for the at-risk table.
 
     Returns
     -------
-    curves, medians, at_risk, logrank : DataFrame
+    curves, medians, logrank : DataFrame
     """
-    grids = grids or {}
     cohort = analysis_cohort(endpoints, group, group_levels, tdm1_line)
     parts, tests = [], []
     for analysis, endpoint in (("os", "OS"), ("pfs2", "PFS2")):
         tcol, ecol, _ = ENDPOINTS[endpoint]
-        grid = np.asarray(grids.get(analysis, np.arange(0, 61, 12)), dtype=float)
         frames, test = _km_block(
             analysis,
             endpoint,
@@ -130,12 +152,10 @@ def km_tables(
             list(group_levels),
             conf_type,
             conf_level,
-            grid,
         )
         parts.append(frames)
         tests.append(test)
     lines, line_levels = line_groups(endpoints, by_line_max)
-    grid = np.asarray(grids.get("by_line", np.arange(0, 49, 6)), dtype=float)
     frames, test = _km_block(
         "by_line",
         "PFS2",
@@ -145,12 +165,11 @@ def km_tables(
         line_levels,
         conf_type,
         conf_level,
-        grid,
     )
     parts.append(frames)
     tests.append(test)
-    curves, medians, at_risk = (pd.concat([p[i] for p in parts], ignore_index=True) for i in range(3))
-    return curves, medians, at_risk, pd.DataFrame(tests)
+    curves, medians = (pd.concat([p[i] for p in parts], ignore_index=True) for i in range(2))
+    return curves, medians, pd.DataFrame(tests)
 
 
 def _categorical_for(covariates, categorical, data):

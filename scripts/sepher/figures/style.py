@@ -1,0 +1,330 @@
+"""The house figure style: one look, one palette, deterministic files.
+
+Every figure of the study is drawn inside :func:`house_style` (the style file
+``resources/sepher.mplstyle`` is passed in, so the workflow can declare it as
+an input and a change to it reruns the figures), sized in millimetres with
+:func:`mm` for journal column widths, stamped with :func:`stamp_simulated`
+when the data are simulated, and written with :func:`save_figure`, which
+strips timestamps so that two runs give byte-identical PDF and PNG files.
+
+Colours are the Okabe & Ito (2008) colour-blind-safe palette; the study's
+groups have fixed colours (:data:`STUDY_COLOURS`) so that a pertuzumab-naive
+patient curve and a trastuzumab-resistant (T-R) cell line share a colour
+across figures, as do pertuzumab-pretreated patients and TP-R cells.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+#: Default location of the style file in a checkout (``resources/sepher.mplstyle``).
+DEFAULT_STYLE = Path(__file__).resolve().parents[3] / "resources" / "sepher.mplstyle"
+
+#: Journal column widths, mm (Nature-family / JECCR-like single and double column).
+SINGLE_COLUMN_MM = 89.0
+DOUBLE_COLUMN_MM = 183.0
+
+#: Okabe & Ito (2008) colour-blind-safe palette, by colour name.
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "bluish_green": "#009E73",
+    "orange": "#E69F00",
+    "reddish_purple": "#CC79A7",
+    "sky_blue": "#56B4E9",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+
+#: Palette order used for groups without a study colour (yellow last: low contrast on white).
+PALETTE = [
+    OKABE_ITO[name]
+    for name in (
+        "blue",
+        "vermillion",
+        "bluish_green",
+        "orange",
+        "reddish_purple",
+        "sky_blue",
+        "black",
+        "yellow",
+    )
+]
+
+#: Fixed colours of the study's groups (keys compared case-insensitively).
+STUDY_COLOURS = {
+    "pertuzumab-naive": OKABE_ITO["blue"],
+    "t-r": OKABE_ITO["blue"],
+    "pertuzumab-pretreated": OKABE_ITO["vermillion"],
+    "tp-r": OKABE_ITO["vermillion"],
+    "parental": "#595959",
+    "pre": OKABE_ITO["sky_blue"],
+    "post": OKABE_ITO["vermillion"],
+}
+
+#: Neutral colours for rules, reference lines and secondary text.
+GREY = "#595959"
+LIGHT_GREY = "#BFBFBF"
+
+#: Text of the simulated-data stamp.
+SIMULATED_TEXT = "SIMULATED DATA"
+
+
+def mm(x: float) -> float:
+    """Convert millimetres to inches (matplotlib's figure-size unit).
+
+    Parameters
+    ----------
+    x : float
+        Length in mm.
+
+    Returns
+    -------
+    float
+        Length in inches.
+    """
+    return float(x) / 25.4
+
+
+@contextlib.contextmanager
+def house_style(style_path: str | Path | None = None) -> Iterator[None]:
+    """Context manager applying the house matplotlib style.
+
+    Parameters
+    ----------
+    style_path : str or Path, optional
+        Path of ``sepher.mplstyle``. The workflow passes the declared input
+        file; ``None`` uses :data:`DEFAULT_STYLE` of this checkout.
+
+    Yields
+    ------
+    None
+        Figures created inside the block use the style.
+    """
+    path = Path(style_path) if style_path is not None else DEFAULT_STYLE
+    if not path.is_file():
+        raise FileNotFoundError(f"house style file not found: {path}")
+    with mpl.rc_context(), plt.style.context(str(path)):
+        yield
+
+
+def manual_figure(width_mm: float, height_mm: float) -> plt.Figure:
+    """A figure laid out by hand (no automatic layout), sized in mm.
+
+    Matplotlib's constrained layout (on in the house style) is replaced by a
+    do-nothing placeholder engine, which survives ``savefig`` (an engine of
+    ``None`` would be restored as constrained layout from the rc settings).
+    """
+    fig = plt.figure(figsize=(mm(width_mm), mm(height_mm)), layout="constrained")
+    fig.set_layout_engine("none")
+    return fig
+
+
+def group_colours(groups: Iterable[str], colours: Mapping[str, str] | None = None) -> dict:
+    """Colour for each group: explicit, else the study colour, else the palette.
+
+    Parameters
+    ----------
+    groups : iterable of str
+        Group keys or display labels, in display order.
+    colours : mapping, optional
+        Explicit colours that take precedence.
+
+    Returns
+    -------
+    dict
+        Group -> hex colour; no two groups share a colour unless the study
+        colours say so (e.g. "T-R" and "pertuzumab-naive").
+    """
+    groups = list(groups)
+    colours = dict(colours or {})
+    out: dict = {}
+    for group in groups:
+        if group in colours:
+            out[group] = colours[group]
+        elif str(group).strip().lower() in STUDY_COLOURS:
+            out[group] = STUDY_COLOURS[str(group).strip().lower()]
+    free = [c for c in PALETTE if c not in out.values()]
+    for group in groups:
+        if group not in out:
+            out[group] = free.pop(0) if free else PALETTE[len(out) % len(PALETTE)]
+    return out
+
+
+def format_p(p: float, *, prefix: str = "p") -> str:
+    """Format a p-value as printed in the paper.
+
+    Two significant digits (``p = 0.034``, ``p = 0.0006``), ``p < 0.0001``
+    below 1e-4, ``p > 0.99`` above 0.99.
+
+    Parameters
+    ----------
+    p : float
+        The p-value.
+    prefix : str, default "p"
+        Text before the relation; ``""`` gives the bare number ("0.034").
+
+    Returns
+    -------
+    str
+    """
+    if p is None or not np.isfinite(p):
+        return f"{prefix} = NA".strip() if prefix else "NA"
+    if p < 1e-4:
+        rel, num = "<", "0.0001"
+    elif p > 0.99:
+        rel, num = ">", "0.99"
+    else:
+        rel, num = "=", f"{p:.2g}"
+    if not prefix:
+        return num if rel == "=" else f"{rel} {num}"
+    return f"{prefix} {rel} {num}"
+
+
+def format_ci(estimate: float, lower: float, upper: float, fmt: str = "{:.2f}") -> str:
+    """Format an estimate with its confidence interval: ``"1.62 (1.23–2.13)"``.
+
+    Non-finite limits print as ``NR`` (not reached).
+    """
+
+    def one(x):
+        return fmt.format(x) if x is not None and np.isfinite(x) else "NR"
+
+    return f"{one(estimate)} ({one(lower)}\u2013{one(upper)})"
+
+
+def stamp_simulated(fig: plt.Figure, text: str = SIMULATED_TEXT) -> plt.Text:
+    """Stamp a figure as showing simulated data.
+
+    A small boxed label in the top-right corner of the figure, in a muted red.
+    When the figure uses constrained layout the top strip is reserved for the
+    stamp (a figure suptitle, if any, shares that strip on the left) so that
+    it never covers titles or data.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    text : str, default "SIMULATED DATA"
+
+    Returns
+    -------
+    matplotlib.text.Text
+        The stamp artist (its ``gid`` is ``"simulated-stamp"``).
+    """
+    fontsize = 6.0
+    stamp = fig.text(
+        0.995,
+        0.995,
+        text,
+        ha="right",
+        va="top",
+        fontsize=fontsize,
+        fontweight="bold",
+        color="#A0302A",
+        alpha=0.9,
+        bbox={
+            "boxstyle": "square,pad=0.25",
+            "facecolor": "white",
+            "edgecolor": "#A0302A",
+            "linewidth": 0.5,
+            "alpha": 0.9,
+        },
+        zorder=10,
+        gid="simulated-stamp",
+    )
+    stamp.set_in_layout(False)
+    engine = fig.get_layout_engine()
+    has_suptitle = getattr(fig, "_suptitle", None) is not None
+    if not has_suptitle and engine is not None and "rect" in getattr(engine, "get", dict)():
+        height_in = fig.get_size_inches()[1]
+        strip = (fontsize + 5.0) / 72.0 / height_in  # text + box padding, figure fraction
+        engine.set(rect=(0.0, 0.0, 1.0, 1.0 - strip))
+    return stamp
+
+
+def is_stamped(fig: plt.Figure) -> bool:
+    """True if :func:`stamp_simulated` was applied to ``fig``."""
+    return any(t.get_gid() == "simulated-stamp" for t in fig.texts)
+
+
+def save_figure(fig: plt.Figure, pdf_path, png_path, dpi: int = 300) -> None:
+    """Write a figure as PDF and PNG, byte-identical across runs.
+
+    Timestamps and software versions are left out of the metadata
+    (PDF ``CreationDate``/``ModDate``, PNG ``Software``), so rerunning the
+    workflow on the same inputs reproduces the same bytes.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    pdf_path, png_path : str or Path or None
+        Output files; parent directories are created. ``None`` skips one.
+    dpi : int, default 300
+        Resolution of the PNG, dots per inch.
+    """
+    for path, fmt, metadata, kwargs in (
+        (
+            pdf_path,
+            "pdf",
+            {
+                "CreationDate": None,
+                "ModDate": None,
+                "Producer": "sepher",
+                "Creator": "sepher",
+            },
+            {},
+        ),
+        (png_path, "png", {"Software": None}, {"dpi": dpi}),
+    ):
+        if path is None:
+            continue
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format=fmt, metadata=metadata, **kwargs)
+
+
+# --- small helpers shared by the figure modules -------------------------------
+
+
+def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise ``ValueError`` naming the missing columns of a figure input."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{what} lacks column(s) {missing}; it has {list(df.columns)}. "
+            "It is produced by sepher.survival in that format."
+        )
+
+
+def is_blank(value) -> bool:
+    """True for None, NaN and empty / whitespace-only strings."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip() == ""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def humanise(name: str) -> str:
+    """``"hormone_receptor"`` -> ``"Hormone receptor"`` (display text of a column name)."""
+    text = str(name).replace("_", " ").strip()
+    return text[:1].upper() + text[1:] if text else text
+
+
+def format_time(value: float) -> str:
+    """A survival time for print: one decimal below 100, none above; NaN -> ``NR``."""
+    if value is None or not np.isfinite(value):
+        return "NR"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"

@@ -1,0 +1,272 @@
+"""Tables rendered as figures (table1_characteristics, table2_cox).
+
+A DataFrame becomes a booktabs-style table: a rule above and below the
+header and one at the end, the first column left-aligned, the others
+centred. When the second column is named ``level`` (as in Table 1:
+``characteristic, level, <group 1>, <group 2>, p``), each characteristic
+is printed once as a heading row and its levels are indented under it.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .style import (
+    DOUBLE_COLUMN_MM,
+    SINGLE_COLUMN_MM,
+    format_p,
+    is_blank,
+    manual_figure,
+    stamp_simulated,
+)
+
+_PT_MM = 25.4 / 72.0
+MIN_FONT_PT = 5.5
+INDENT_MM = 3.0
+CELL_PAD_MM = 3.0
+
+
+def _cell_text(value, column: str) -> str:
+    if is_blank(value):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        if str(column).strip().lower() in ("p", "p_value", "p-value", "pvalue"):
+            return format_p(float(value), prefix="")
+        return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value)
+
+
+def _display_rows(df: pd.DataFrame):
+    """Rows as (cells, indent, bold); merges a ``level`` companion column."""
+    columns = list(df.columns)
+    merge = len(columns) >= 2 and str(columns[1]).lower() == "level"
+    values = [columns[0], *columns[2:]] if merge else columns
+    rows = []
+    if not merge:
+        for _, r in df.iterrows():
+            rows.append(([_cell_text(r[c], c) for c in columns], False, False))
+        return [str(c) for c in values], rows
+    first = columns[0]
+    blocks: list[pd.DataFrame] = []
+    key = None
+    for i in range(len(df)):
+        name = df.iloc[i][first]
+        if i == 0 or (not is_blank(name) and name != key):
+            blocks.append(df.iloc[[i]])
+            key = name
+        else:
+            blocks[-1] = pd.concat([blocks[-1], df.iloc[[i]]])
+    for block in blocks:
+        name = _cell_text(block.iloc[0][first], first)
+        levels = [_cell_text(v, "level") for v in block["level"]]
+        if len(block) == 1 and not levels[0]:
+            rows.append(
+                ([name, *(_cell_text(block.iloc[0][c], c) for c in values[1:])], False, False)
+            )
+            continue
+        # columns filled only on the first row of the block (e.g. one p per variable)
+        lifted = [
+            c for c in values[1:] if len(block) > 1 and all(is_blank(v) for v in block[c].iloc[1:])
+        ]
+        heading = [name] + [
+            _cell_text(block.iloc[0][c], c) if c in lifted else "" for c in values[1:]
+        ]
+        rows.append((heading, False, False))
+        for j in range(len(block)):
+            cells = [levels[j]] + [
+                "" if c in lifted else _cell_text(block.iloc[j][c], c) for c in values[1:]
+            ]
+            rows.append((cells, True, False))
+    return [str(c) for c in values], rows
+
+
+def render_table(
+    df: pd.DataFrame,
+    title: str | None = None,
+    col_widths: Sequence[float] | None = None,
+    simulated: bool = False,
+    footnote: str | None = None,
+    *,
+    width_mm: float | None = None,
+    font_pt: float = 6.5,
+) -> plt.Figure:
+    """Render a DataFrame as a clean table figure.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table; column names are the header. Floats in a column named
+        ``p`` print as p-values, NaN prints empty. A second column named
+        ``level`` turns the first column into indented groups.
+    title : str, optional
+        Printed above the table, bold.
+    col_widths : sequence of float, optional
+        Column widths in mm (after merging ``level``); default: fitted to
+        the widest cell of each column.
+    simulated : bool, default False
+        Stamp the figure "SIMULATED DATA".
+    footnote : str, optional
+        Printed under the bottom rule, wrapped to the table width.
+    width_mm : float, optional
+        Figure width; default 89 mm if the table fits a single column,
+        otherwise 183 mm.
+    font_pt : float, default 6.5
+        Text size; reduced (not below 5.5 pt) when the table is too wide.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Cell texts have ``gid`` "cell"; header texts "header".
+    """
+    if not isinstance(df, pd.DataFrame) or df.shape[1] == 0:
+        raise ValueError("render_table needs a DataFrame with at least one column")
+    header, rows = _display_rows(df)
+    n_cols = len(header)
+    fig = manual_figure(DOUBLE_COLUMN_MM, 20.0)
+    renderer = fig.canvas.get_renderer()
+
+    def width_of(text, size, bold=False):
+        if not text:
+            return 0.0
+        t = fig.text(0, 0, text, fontsize=size, fontweight="bold" if bold else "normal")
+        w = t.get_window_extent(renderer).width / fig.dpi * 25.4
+        t.remove()
+        return w
+
+    def natural_widths(size, header_lines):
+        widths = []
+        for j in range(n_cols):
+            cells = [width_of(r[0][j], size) + (INDENT_MM if r[1] and j == 0 else 0) for r in rows]
+            head = max(width_of(line, size, True) for line in header_lines[j].split("\n"))
+            widths.append(max([head, *cells]) + CELL_PAD_MM)
+        return widths
+
+    def wrap_header(text, width_chars):
+        # prefer a break before a parenthesis: "Pertuzumab-naive\n(n = 194)"
+        parts = text.replace(" (", "\n(").split("\n")
+        lines = []
+        for part in parts:
+            lines.extend(textwrap.wrap(part, width_chars, break_on_hyphens=False) or [part])
+        return "\n".join(lines)
+
+    size = font_pt
+    header_lines = list(header)
+    while True:
+        if col_widths is not None:
+            widths = [float(w) for w in col_widths]
+            if len(widths) != n_cols:
+                raise ValueError(f"col_widths has {len(widths)} entries for {n_cols} columns")
+            break
+        widths = natural_widths(size, header_lines)
+        # headers wider than their data: wrap them over two or three lines
+        data_w = [
+            max([width_of(r[0][j], size) for r in rows] + [0]) + CELL_PAD_MM for j in range(n_cols)
+        ]
+        char_mm = size * 0.6 * _PT_MM
+        header_lines = [
+            wrap_header(h, max(6, int(max(dw, 14.0) / char_mm))) if hw > dw + 1.0 else h
+            for h, hw, dw in zip(header, widths, data_w, strict=True)
+        ]
+        widths = natural_widths(size, header_lines)
+        limit = (width_mm or DOUBLE_COLUMN_MM) - 4.0
+        if sum(widths) <= limit or size <= MIN_FONT_PT:
+            break
+        size = max(MIN_FONT_PT, size - 0.5)
+
+    total = sum(widths)
+    if width_mm is None:
+        width_mm = SINGLE_COLUMN_MM if total <= SINGLE_COLUMN_MM - 4.0 else DOUBLE_COLUMN_MM
+    if total > width_mm - 4.0:
+        # still too wide at the smallest font: squeeze columns proportionally
+        widths = [w * (width_mm - 4.0) / total for w in widths]
+        total = width_mm - 4.0
+
+    pitch = size * 1.5 * _PT_MM
+    n_head_lines = max(h.count("\n") + 1 for h in header_lines)
+    foot_lines = (
+        textwrap.wrap(footnote, max(20, int(total / ((size - 0.5) * 0.55 * _PT_MM))))
+        if footnote
+        else []
+    )
+    y = 2.0 + (4.0 if simulated else 0.0)
+    title_y = None
+    if title:
+        title_y = y
+        y += 7.5 * 1.5 * _PT_MM + 1.0
+    top_rule = y
+    header_y = y + 1.0
+    y = header_y + n_head_lines * pitch + 0.6
+    mid_rule = y
+    first_row = y + 0.8
+    bottom_rule = first_row + len(rows) * pitch + 0.6
+    foot_y = bottom_rule + 1.2
+    height = foot_y + len(foot_lines) * (size - 0.5) * 1.35 * _PT_MM + 2.0
+
+    fig.set_size_inches(width_mm / 25.4, height / 25.4)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width_mm)
+    ax.set_ylim(height, 0)
+    ax.set_axis_off()
+    ax.set_gid("table")
+    x0 = (width_mm - total) / 2.0
+    lefts = np.concatenate([[x0], x0 + np.cumsum(widths)[:-1]])
+
+    if title_y is not None:
+        ax.text(x0, title_y, title, ha="left", va="top", fontsize=7.5, fontweight="bold")
+    for yr, lw in ((top_rule, 0.8), (mid_rule, 0.5), (bottom_rule, 0.8)):
+        ax.plot([x0, x0 + total], [yr, yr], color="black", linewidth=lw, solid_capstyle="butt")
+
+    def place(j, text, yy, **kw):
+        if j == 0:
+            return ax.text(lefts[0], yy, text, ha="left", **kw)
+        return ax.text(lefts[j] + widths[j] / 2.0, yy, text, ha="center", **kw)
+
+    for j, h in enumerate(header_lines):
+        place(
+            j,
+            h,
+            header_y,
+            va="top",
+            fontsize=size,
+            fontweight="bold",
+            gid="header",
+            linespacing=1.25,
+        )
+    for i, (cells, indent, bold) in enumerate(rows):
+        yy = first_row + (i + 0.5) * pitch
+        for j, text in enumerate(cells):
+            if not text:
+                continue
+            x_off = INDENT_MM if (indent and j == 0) else 0.0
+            t = place(
+                j,
+                text,
+                yy,
+                va="center",
+                fontsize=size,
+                gid="cell",
+                fontweight="bold" if bold else "normal",
+            )
+            if x_off:
+                t.set_x(lefts[0] + x_off)
+    for k, line in enumerate(foot_lines):
+        ax.text(
+            x0,
+            foot_y + k * (size - 0.5) * 1.35 * _PT_MM,
+            line,
+            ha="left",
+            va="top",
+            fontsize=size - 0.5,
+            color="#404040",
+            gid="footnote",
+        )
+    if simulated:
+        stamp_simulated(fig)
+    return fig

@@ -1,0 +1,72 @@
+"""Configuration check with one clear message per mistake.
+
+Snakemake's own ``validate`` fills defaults; this check runs first so that a
+misspelt key, a wrong type or a bad value is reported in the project's
+message form (file, key, value, expectation) instead of a schema dump.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import jsonschema
+import yaml
+
+from sepher.errors import InputError
+
+
+def _key_path(error) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "(top level)"
+
+
+def _allowed_keys(schema, path):
+    node = schema
+    for part in path:
+        node = node.get("properties", {}).get(part, {})
+        if "$ref" in node:
+            node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return sorted(node.get("properties", {}))
+
+
+def check_config(config: dict, schema_path, config_file="config") -> None:
+    """Raise :class:`InputError` for the first schema violation in `config`.
+
+    Parameters
+    ----------
+    config : dict
+        The merged configuration.
+    schema_path : path
+        JSON schema (YAML) with ``additionalProperties: false``.
+    config_file : str
+        Name of the config file(s), for the message.
+    """
+    with open(schema_path) as stream:
+        schema = yaml.safe_load(stream)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    error = errors[0]
+    if error.validator == "additionalProperties":
+        allowed = _allowed_keys(schema, list(error.absolute_path))
+        unknown = [k for k in error.instance if k not in allowed]
+        key = unknown[0] if unknown else "?"
+        prefix = _key_path(error)
+        full = key if prefix == "(top level)" else f"{prefix}.{key}"
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"Did you mean '{close[0]}'?" if close else None
+        raise InputError(
+            config_file,
+            "one of the documented keys: " + ", ".join(allowed),
+            column=full,
+            value=key,
+            hint=hint,
+        )
+    expected = error.schema.get("description") or ""
+    if error.validator == "enum":
+        expected = "one of " + ", ".join(repr(v) for v in error.validator_value)
+    elif error.validator == "type":
+        expected = f"a value of type {error.validator_value}"
+    else:
+        expected = f"{error.message}" + (f" ({expected})" if expected else "")
+    raise InputError(config_file, expected, column=_key_path(error), value=error.instance)

@@ -1,0 +1,63 @@
+"""Config check: misspelt keys, wrong types and bad values name the key."""
+
+import copy
+
+import pytest
+import yaml
+
+from sepher.errors import InputError
+from sepher.io.config import check_config
+
+from .conftest import PROJECT
+
+SCHEMA = PROJECT / "config" / "schemas" / "config.schema.yaml"
+
+
+@pytest.fixture
+def demo_config():
+    with open(PROJECT / "config" / "config.yaml") as stream:
+        return yaml.safe_load(stream)
+
+
+def test_demo_config_is_valid(demo_config):
+    check_config(demo_config, SCHEMA, "config/config.yaml")
+
+
+def test_misspelt_top_level_key_names_key_and_suggests(demo_config):
+    demo_config["cohrot"] = demo_config.pop("cohort")
+    with pytest.raises(InputError) as err:
+        check_config(demo_config, SCHEMA, "my.yaml")
+    text = str(err.value)
+    assert "my.yaml" in text and "'cohrot'" in text and "Did you mean 'cohort'?" in text
+
+
+def test_misspelt_nested_key_names_full_path(demo_config):
+    demo_config["survival"]["kmci"] = "log"
+    with pytest.raises(InputError) as err:
+        check_config(demo_config, SCHEMA, "my.yaml")
+    assert "column 'survival.kmci'" in str(err.value)
+    assert "Did you mean 'km_ci'?" in str(err.value)
+
+
+def test_wrong_type_names_key_value_and_type(demo_config):
+    demo_config["simulated"] = "yes please"
+    with pytest.raises(InputError) as err:
+        check_config(demo_config, SCHEMA, "my.yaml")
+    text = str(err.value)
+    assert "'simulated'" in text and "yes please" in text and "boolean" in text
+
+
+def test_bad_enum_lists_choices(demo_config):
+    demo_config["survival"]["km_ci"] = "loglog"
+    with pytest.raises(InputError) as err:
+        check_config(demo_config, SCHEMA, "my.yaml")
+    text = str(err.value)
+    assert "survival.km_ci" in text and "'log-log'" in text and "loglog" in text
+
+
+def test_bad_nested_axis_value(demo_config):
+    cfg = copy.deepcopy(demo_config)
+    cfg["figures"]["km_os"]["tick_step_months"] = -3
+    with pytest.raises(InputError) as err:
+        check_config(cfg, SCHEMA, "my.yaml")
+    assert "figures.km_os.tick_step_months" in str(err.value)

@@ -1,0 +1,583 @@
+"""Figures of the cohort stage and the house style.
+
+Inputs are built from lifelines' real GBSG2 data (German Breast Cancer Study
+Group 2, 686 patients) with lifelines' own estimators, in exactly the column
+formats that ``sepher.survival`` writes; every number shown on a figure is
+then checked against that source, never against the plotting code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from lifelines import CoxPHFitter, KaplanMeierFitter  # noqa: E402
+from lifelines.datasets import load_gbsg2  # noqa: E402
+from lifelines.statistics import logrank_test, proportional_hazard_test  # noqa: E402
+from lifelines.utils import median_survival_times  # noqa: E402
+from sepher.figures import flow, forest, km_plot, style, tables, zph_plot  # noqa: E402
+
+DAYS_PER_MONTH = 30.4375
+
+
+# --------------------------------------------------------------------------- inputs
+def gbsg2_months() -> pd.DataFrame:
+    """GBSG2 with recurrence-free survival in months."""
+    df = load_gbsg2()
+    df["months"] = df["time"] / DAYS_PER_MONTH
+    return df
+
+
+def km_inputs(df: pd.DataFrame, group: str, ticks) -> tuple:
+    """KM step tables, medians and numbers at risk per group (lifelines, log-log CI)."""
+    curves, medians, at_risk = [], [], []
+    for level, sub in df.groupby(group, sort=True, observed=True):
+        kmf = KaplanMeierFitter().fit(sub["months"], sub["cens"])
+        table = kmf.event_table
+        ci = kmf.confidence_interval_survival_function_
+        curves.append(
+            pd.DataFrame(
+                {
+                    "group": level,
+                    "time": table.index.to_numpy(float),
+                    "n_risk": table["at_risk"].to_numpy(),
+                    "n_event": table["observed"].to_numpy(),
+                    "n_censor": table["censored"].to_numpy(),
+                    "surv": kmf.survival_function_.iloc[:, 0].to_numpy(),
+                    "lower": ci.iloc[:, 0].to_numpy(),
+                    "upper": ci.iloc[:, 1].to_numpy(),
+                }
+            )
+        )
+        med_ci = median_survival_times(kmf.confidence_interval_)
+        medians.append(
+            {
+                "group": level,
+                "n": len(sub),
+                "events": int(sub["cens"].sum()),
+                "median": kmf.median_survival_time_,
+                "lower": med_ci.iloc[0, 0],
+                "upper": med_ci.iloc[0, 1],
+            }
+        )
+        for t in ticks:
+            at_risk.append(
+                {"group": level, "time": float(t), "n_at_risk": int((sub["months"] >= t).sum())}
+            )
+    medians = pd.DataFrame(medians).replace([np.inf, -np.inf], np.nan)
+    return pd.concat(curves, ignore_index=True), medians, pd.DataFrame(at_risk)
+
+
+def cox_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Multivariate (and one univariate) Cox rows in sepher.survival's cox.csv format."""
+    data = df.copy()
+    data["horTh"] = (data["horTh"] == "yes").astype(float)
+    data["menostat"] = (data["menostat"] == "Pre").astype(float)
+    data["tgrade_II"] = (data["tgrade"] == "II").astype(float)
+    data["tgrade_III"] = (data["tgrade"] == "III").astype(float)
+    terms = {
+        "horTh": ("horTh", "yes", "no"),
+        "age": ("age", None, None),
+        "menostat": ("menostat", "Pre", "Post"),
+        "tgrade_II": ("tgrade", "II", "I"),
+        "tgrade_III": ("tgrade", "III", "I"),
+        "pnodes": ("pnodes", None, None),
+    }
+    rows = []
+    for endpoint, subset in (("OS", data), ("PFS2", data[data["age"] < 65])):
+        cph = CoxPHFitter().fit(subset[["months", "cens", *terms]], "months", "cens")
+        s = cph.summary
+        for coef, (column, level, reference) in terms.items():
+            rows.append(
+                {
+                    "endpoint": endpoint,
+                    "model": "multivariate",
+                    "term": column,
+                    "column": column,
+                    "level": level,
+                    "reference": reference,
+                    "hr": s.loc[coef, "exp(coef)"],
+                    "hr_lower": s.loc[coef, "exp(coef) lower 95%"],
+                    "hr_upper": s.loc[coef, "exp(coef) upper 95%"],
+                    "p": s.loc[coef, "p"],
+                    "n": len(subset),
+                    "events": int(subset["cens"].sum()),
+                }
+            )
+        rows.append({**rows[-6], "model": "univariate", "hr": 99.0})  # must be ignored
+    return pd.DataFrame(rows)
+
+
+def schoenfeld_inputs(df: pd.DataFrame):
+    """Scaled Schoenfeld residuals (R convention: coefficient added) and PH tests."""
+    data = df.copy()
+    data["horTh"] = (data["horTh"] == "yes").astype(float)
+    data["tgrade_II"] = (data["tgrade"] == "II").astype(float)
+    data["tgrade_III"] = (data["tgrade"] == "III").astype(float)
+    cols = ["horTh", "age", "tgrade_II", "tgrade_III", "pnodes", "progrec"]
+    frame = data[["months", "cens", *cols]]
+    cph = CoxPHFitter().fit(frame, "months", "cens")
+    resid = cph.compute_residuals(frame, "scaled_schoenfeld") + cph.params_
+    times = frame.loc[resid.index, "months"].to_numpy()
+    kmf = KaplanMeierFitter().fit(frame["months"], frame["cens"])
+    km_left = kmf.survival_function_at_times(times - 1e-9).to_numpy()
+    residuals = pd.DataFrame({"time": times, "transformed_time": 1 - km_left})
+    residuals = pd.concat([residuals, resid.reset_index(drop=True)], axis=1)
+    test = proportional_hazard_test(cph, frame, time_transform="km").summary
+    ph_table = pd.DataFrame(
+        {
+            "term": test.index.astype(str),
+            "chisq": test["test_statistic"].to_numpy(),
+            "df": 1,
+            "p": test["p"].to_numpy(),
+        }
+    )
+    return residuals.sort_values("time", ignore_index=True), ph_table, cph.params_
+
+
+def table1_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 by hormone therapy, in the characteristic / level long format."""
+    from scipy.stats import chi2_contingency, mannwhitneyu
+
+    arms = {"no": df[df.horTh == "no"], "yes": df[df.horTh == "yes"]}
+    heads = {
+        k: f"{'Hormone therapy' if k == 'yes' else 'No hormone therapy'} (n = {len(v)})"
+        for k, v in arms.items()
+    }
+    rows = []
+    for var in ("age", "tsize", "pnodes"):
+        p = mannwhitneyu(arms["no"][var], arms["yes"][var]).pvalue
+        row = {"characteristic": f"{var}, median (range)", "level": np.nan}
+        for k, v in arms.items():
+            row[heads[k]] = f"{v[var].median():g} ({v[var].min()}\u2013{v[var].max()})"
+        rows.append({**row, "p": p})
+    for var in ("menostat", "tgrade"):
+        p = chi2_contingency(pd.crosstab(df[var], df.horTh))[1]
+        for i, level in enumerate(sorted(df[var].unique())):
+            row = {"characteristic": var, "level": level}
+            for k, v in arms.items():
+                n = int((v[var] == level).sum())
+                row[heads[k]] = f"{n} ({100 * n / len(v):.1f}%)"
+            rows.append({**row, "p": p if i == 0 else np.nan})
+    return pd.DataFrame(rows)
+
+
+FLOW = pd.DataFrame(
+    {
+        "box_id": ["all", "l1", "l2", "l3", "l4", "l2_tp", "l2_t"],
+        "parent_id": [None, "all", "all", "all", "all", "l2", "l2"],
+        "label": [
+            "HER2+ ABC treated with T-DM1",
+            "First line",
+            "Second line",
+            "Third line",
+            "Fourth line or later",
+            "Pertuzumab-pretreated (first-line T/P)",
+            "Pertuzumab-naive",
+        ],
+        "n": [555, 20, 371, 98, 66, 177, 194],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def gbsg2():
+    return gbsg2_months()
+
+
+@pytest.fixture
+def in_style():
+    with style.house_style(style.DEFAULT_STYLE):
+        yield
+    plt.close("all")
+
+
+# --------------------------------------------------------------------------- helpers
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _all_texts(fig):
+    return [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
+
+
+def _overlaps(fig, texts=None):
+    """Pairs of visible, non-empty texts whose rendered boxes intersect."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = texts if texts is not None else _all_texts(fig)
+    boxes = [(t, t.get_window_extent(renderer)) for t in texts]
+    pairs = []
+    for i, (a, ba) in enumerate(boxes):
+        for b, bb in boxes[i + 1 :]:
+            inter_w = min(ba.x1, bb.x1) - max(ba.x0, bb.x0)
+            inter_h = min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
+            if inter_w > 0.5 and inter_h > 0.5:
+                pairs.append((a.get_text(), b.get_text()))
+    return pairs
+
+
+def _inside_figure(fig):
+    """Texts that stick out of the figure canvas (would be clipped)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    w, h = fig.canvas.get_width_height()
+    out = []
+    for t in _all_texts(fig):
+        b = t.get_window_extent(renderer)
+        if b.x0 < -0.5 or b.y0 < -0.5 or b.x1 > w + 0.5 or b.y1 > h + 0.5:
+            out.append(t.get_text())
+    return out
+
+
+def _stamped(fig) -> bool:
+    return any(t.get_text() == style.SIMULATED_TEXT for t in _all_texts(fig))
+
+
+# --------------------------------------------------------------------------- style
+def test_mm_and_style_applied(in_style):
+    assert style.mm(25.4) == pytest.approx(1.0)
+    assert plt.rcParams["pdf.fonttype"] == 42
+    assert plt.rcParams["font.sans-serif"][0] == "DejaVu Sans"
+    assert not plt.rcParams["axes.spines.top"] and not plt.rcParams["axes.spines.right"]
+    assert 6.5 <= plt.rcParams["font.size"] <= 8
+
+
+def test_style_is_scoped():
+    before = plt.rcParams["pdf.fonttype"]
+    with style.house_style(style.DEFAULT_STYLE):
+        assert plt.rcParams["pdf.fonttype"] == 42
+    assert plt.rcParams["pdf.fonttype"] == before
+    with pytest.raises(FileNotFoundError):
+        with style.house_style("/nonexistent/sepher.mplstyle"):
+            pass
+
+
+def test_group_colours_study_names_and_distinct():
+    cols = style.group_colours(["Pertuzumab-naive", "Pertuzumab-pretreated"])
+    assert cols["Pertuzumab-naive"] == style.OKABE_ITO["blue"]
+    assert cols["Pertuzumab-pretreated"] == style.OKABE_ITO["vermillion"]
+    cols = style.group_colours(["TP-R", "2nd", "3rd", ">=4th"])
+    assert cols["TP-R"] == style.OKABE_ITO["vermillion"]
+    assert len(set(cols.values())) == 4
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [(0.0006, "p = 0.0006"), (0.03, "p = 0.03"), (0.00343, "p = 0.0034"), (2e-7, "p < 0.0001")],
+)
+def test_format_p(p, text):
+    assert style.format_p(p) == text
+
+
+def test_save_figure_byte_identical(in_style, tmp_path):
+    digests = []
+    for run in range(2):
+        fig, ax = plt.subplots(figsize=(style.mm(89), style.mm(60)))
+        ax.plot([0, 1, 2], [1, 0.5, 0.2], label="Pertuzumab-naive")
+        ax.legend()
+        style.stamp_simulated(fig)
+        pdf, png = tmp_path / f"r{run}" / "f.pdf", tmp_path / f"r{run}" / "f.png"
+        style.save_figure(fig, pdf, png, dpi=150)
+        plt.close(fig)
+        digests.append((_digest(pdf), _digest(png)))
+        assert b"CreationDate" not in pdf.read_bytes()
+        assert b"Software" not in png.read_bytes()
+    assert digests[0] == digests[1]
+
+
+# --------------------------------------------------------------------------- KM
+@pytest.fixture(scope="module")
+def km_two(gbsg2):
+    ticks = np.arange(0, 85, 12)
+    curves, medians, at_risk = km_inputs(gbsg2, "horTh", ticks)
+    lr = logrank_test(
+        gbsg2.loc[gbsg2.horTh == "no", "months"],
+        gbsg2.loc[gbsg2.horTh == "yes", "months"],
+        gbsg2.loc[gbsg2.horTh == "no", "cens"],
+        gbsg2.loc[gbsg2.horTh == "yes", "cens"],
+    )
+    return curves, medians, at_risk, lr.p_value
+
+
+def _km_figure(km_two, simulated=False):
+    curves, medians, at_risk, p = km_two
+    return km_plot.plot_km(
+        curves,
+        medians,
+        at_risk,
+        endpoint_label="surgery",
+        group_labels={"no": "No hormone therapy", "yes": "Hormone therapy"},
+        logrank_p=p,
+        hr={"hr": 0.69, "lower": 0.54, "upper": 0.89, "p": 0.0036, "label": "yes vs no"},
+        simulated=simulated,
+    )
+
+
+def test_km_at_risk_numbers_under_ticks(in_style, km_two, gbsg2):
+    fig = _km_figure(km_two)
+    ax = next(a for a in fig.axes if a.get_gid() == "km")
+    ax_risk = next(a for a in fig.axes if a.get_gid() == "at-risk")
+    ticks = ax.get_xticks()
+    np.testing.assert_allclose(ticks, np.arange(0, 85, 12))
+    numbers = [t for t in ax_risk.texts if t.get_gid() == "at-risk-number"]
+    assert len(numbers) == 2 * len(ticks)
+    labels = [t.get_text() for t in ax_risk.get_yticklabels()]
+    assert labels == ["No hormone therapy", "Hormone therapy"]
+    for row, level in enumerate(["no", "yes"]):
+        row_texts = sorted(
+            (t for t in numbers if t.get_position()[1] == row), key=lambda t: t.get_position()[0]
+        )
+        np.testing.assert_allclose([t.get_position()[0] for t in row_texts], ticks)
+        expected = [int((gbsg2.loc[gbsg2.horTh == level, "months"] >= x).sum()) for x in ticks]
+        assert [int(t.get_text()) for t in row_texts] == expected
+        assert all(t.get_horizontalalignment() == "center" for t in row_texts)
+    # aligned on the page too: same display x as the tick marks
+    fig.canvas.draw()
+    tick_px = ax.transData.transform(np.c_[ticks, np.zeros_like(ticks)])[:, 0]
+    num_px = sorted({round(ax_risk.transData.transform(t.get_position())[0], 3) for t in numbers})
+    np.testing.assert_allclose(num_px, tick_px, atol=0.01)
+
+
+def test_km_medians_and_tests_annotated(in_style, km_two):
+    curves, medians, at_risk, p = km_two
+    fig = _km_figure(km_two)
+    ax = next(a for a in fig.axes if a.get_gid() == "km")
+    legend_text = [t.get_text() for t in ax.get_legend().get_texts()]
+    med_no = medians.set_index("group").loc["no"]
+    # GBSG2 'no' median 1528 days = 50.2 months (R survival), CI 1280-1814 d (log-log)
+    assert med_no["median"] * DAYS_PER_MONTH == pytest.approx(1528, abs=1)
+    assert legend_text[0].startswith("No hormone therapy")
+    assert f"{med_no['median']:.1f}" in legend_text[0]
+    assert "NR" in legend_text[1]  # upper CI limit for 'yes' not reached (R: 1918-NA)
+    annotation = " ".join(t.get_text() for t in ax.texts)
+    assert "Log-rank p = 0.0034" in annotation  # R survdiff: p = 0.00343
+    assert "HR 0.69 (0.54\u20130.89), p = 0.0036" in annotation
+    assert ax.get_xlabel() == "Months from surgery"
+    assert _overlaps(fig) == []
+    assert _inside_figure(fig) == []
+
+
+def test_km_censor_marks_on_curve(in_style, km_two):
+    curves = km_two[0]
+    fig = _km_figure(km_two)
+    ax = next(a for a in fig.axes if a.get_gid() == "km")
+    marks = [ln for ln in ax.lines if ln.get_marker() == "|"]
+    assert len(marks) == 2
+    cens = curves[(curves.group == "no") & (curves.n_censor > 0)]
+    np.testing.assert_allclose(marks[0].get_xdata(), cens["time"])
+    np.testing.assert_allclose(marks[0].get_ydata(), cens["surv"])
+
+
+def test_km_four_groups_and_stamp(in_style, gbsg2, tmp_path):
+    df = gbsg2.copy()
+    df["nodes"] = pd.cut(df["pnodes"], [0, 1, 3, 9, 100], labels=["1", "2-3", "4-9", ">=10"])
+    curves, medians, at_risk = km_inputs(df, "nodes", np.arange(0, 85, 24))
+    labels = {"1": "1 node", "2-3": "2-3 nodes", "4-9": "4-9 nodes", ">=10": "\u226510 nodes"}
+    fig = km_plot.plot_km(
+        curves, medians, at_risk, endpoint_label="surgery", group_labels=labels, simulated=True
+    )
+    ax_risk = next(a for a in fig.axes if a.get_gid() == "at-risk")
+    assert len([t for t in ax_risk.texts if t.get_gid() == "at-risk-number"]) == 4 * 4
+    assert _stamped(fig) and style.is_stamped(fig)
+    assert _overlaps(fig) == []
+    assert _inside_figure(fig) == []
+    ax = next(a for a in fig.axes if a.get_gid() == "km")
+    assert len({ln.get_color() for ln in ax.lines if ln.get_marker() == "|"}) == 4
+
+
+def test_km_saves_identically(in_style, km_two, tmp_path):
+    digests = []
+    for run in range(2):
+        fig = _km_figure(km_two, simulated=True)
+        style.save_figure(fig, tmp_path / f"{run}.pdf", tmp_path / f"{run}.png", dpi=120)
+        plt.close(fig)
+        digests.append((_digest(tmp_path / f"{run}.pdf"), _digest(tmp_path / f"{run}.png")))
+    assert digests[0] == digests[1]
+
+
+def test_km_rejects_missing_columns(in_style, km_two):
+    curves, medians, at_risk, _ = km_two
+    with pytest.raises(ValueError, match="n_censor"):
+        km_plot.plot_km(
+            curves.drop(columns="n_censor"),
+            medians,
+            at_risk,
+            endpoint_label="surgery",
+            group_labels={"no": "No", "yes": "Yes"},
+        )
+
+
+# --------------------------------------------------------------------------- forest
+def test_forest_rows_and_text_columns(in_style, gbsg2):
+    table = cox_table(gbsg2)
+    fig = forest.plot_forest(table, endpoint_labels={"OS": "Overall survival"})
+    axes = {a.get_gid(): a for a in fig.axes}
+    assert set(axes) == {"forest-OS", "forest-PFS2"}
+    texts = {t.get_text() for t in _all_texts(fig)}
+    assert "Tgrade: III vs I" in texts and "Age" in texts and "Menostat: Pre vs Post" in texts
+    multi = table[table.model == "multivariate"]
+    for _, r in multi.iterrows():
+        assert style.format_ci(r.hr, r.hr_lower, r.hr_upper) in texts
+    assert "Overall survival  (n = 686, events = 299)" in texts  # GBSG2: 686 patients, 299 events
+    assert not any("99.00" in t for t in texts)  # univariate rows are not drawn
+    ax = axes["forest-OS"]
+    assert ax.get_xscale() == "log"
+    assert any(np.allclose(ln.get_xdata(), 1.0) for ln in ax.lines)  # reference line at HR 1
+    squares = [ln for ln in ax.lines if ln.get_marker() == "s"]
+    os_rows = multi[multi.endpoint == "OS"]
+    np.testing.assert_allclose(
+        sorted(float(ln.get_xdata()[0]) for ln in squares), sorted(os_rows.hr)
+    )
+    assert _overlaps(fig) == [] and _inside_figure(fig) == []
+    assert not _stamped(fig)
+    assert _stamped(forest.plot_forest(table, simulated=True))
+
+
+# --------------------------------------------------------------------------- flow
+def test_flow_counts_from_data_and_layout(in_style):
+    fig = flow.plot_flow(FLOW, simulated=True)
+    ax = fig.axes[0]
+    texts = {t.get_gid(): t.get_text() for t in ax.texts}
+    for _, r in FLOW.iterrows():
+        assert texts[f"text-{r.box_id}"].endswith(f"n = {r.n}")
+    boxes = {p.get_gid(): p for p in ax.patches if p.get_gid() in set(FLOW.box_id)}
+    assert len(boxes) == len(FLOW)
+    fig.canvas.draw()
+    extents = {k: b.get_window_extent() for k, b in boxes.items()}
+    keys = list(extents)
+    for i, a in enumerate(keys):  # no two boxes overlap
+        for b in keys[i + 1 :]:
+            assert not extents[a].overlaps(extents[b]), (a, b)
+    # children sit below their parent; siblings in row order left to right
+    assert extents["l2_tp"].y1 < extents["l2"].y0 < extents["all"].y0
+    assert extents["l2_tp"].x0 < extents["l2_t"].x0
+    assert _overlaps(fig) == [] and _inside_figure(fig) == [] and _stamped(fig)
+    changed = FLOW.assign(n=FLOW.n + 1)
+    new = flow.plot_flow(changed)
+    assert "n = 178" in " ".join(t.get_text() for t in new.axes[0].texts)
+
+
+def test_flow_rejects_bad_tree(in_style):
+    with pytest.raises(ValueError, match="not a box_id"):
+        flow.plot_flow(FLOW.assign(parent_id=[None, "all", "all", "all", "all", "zz", "l2"]))
+    with pytest.raises(ValueError, match="exactly one root"):
+        flow.plot_flow(FLOW.assign(parent_id=None))
+
+
+# --------------------------------------------------------------------------- tables
+def test_table1_indented_levels(in_style, gbsg2):
+    t1 = table1_frame(gbsg2)
+    fig = tables.render_table(t1, title="Table 1", footnote="n (%) or median (range).")
+    cells = [t for t in fig.axes[0].texts if t.get_gid() == "cell"]
+    text = [t.get_text() for t in cells]
+    assert text.count("tgrade") == 1 and "III" in text and "Pre" in text
+    x_of = {t.get_text(): t.get_position()[0] for t in cells}
+    assert x_of["III"] - x_of["tgrade"] == pytest.approx(tables.INDENT_MM)
+    n_no = int(((gbsg2.horTh == "no") & (gbsg2.tgrade == "III")).sum())
+    assert any(t.startswith(f"{n_no} (") for t in text)  # 111 grade III without hormone therapy
+    assert _overlaps(fig) == [] and _inside_figure(fig) == []
+
+
+def test_table_forty_rows_six_columns(in_style):
+    rng = np.random.default_rng(1)
+    big = pd.DataFrame(
+        {
+            "Characteristic": [f"Covariate number {i} with a long name" for i in range(40)],
+            "Pertuzumab-naive (n = 194)": [
+                f"{k} ({k / 1.94:.1f}%)" for k in rng.integers(0, 194, 40)
+            ],
+            "Pertuzumab-pretreated (n = 177)": [
+                f"{k} ({k / 1.77:.1f}%)" for k in rng.integers(0, 177, 40)
+            ],
+            "HR (95% CI)": ["1.23 (0.95\u20131.60)"] * 40,
+            "Events": rng.integers(0, 300, 40),
+            "p": rng.uniform(0, 1, 40),
+        }
+    )
+    fig = tables.render_table(big, title="Table 2. Cox models", simulated=True)
+    h_mm = fig.get_size_inches()[1] * 25.4
+    assert 40 * 3.0 < h_mm < 240  # auto height from row count, fits a page
+    assert _overlaps(fig) == [] and _inside_figure(fig) == [] and _stamped(fig)
+    sizes = {t.get_fontsize() for t in fig.axes[0].texts if t.get_gid() == "cell"}
+    assert min(sizes) >= tables.MIN_FONT_PT
+
+
+# --------------------------------------------------------------------------- zph
+def test_spline_smooth_properties():
+    x = np.linspace(0, 1, 200)
+    grid, fit, se = zph_plot.spline_smooth(x, 2 - 3 * x, df=4)
+    np.testing.assert_allclose(fit, 2 - 3 * grid, atol=1e-9)  # lines are reproduced exactly
+    knots = np.array([0.0, 0.3, 0.5, 0.8, 1.0])
+    basis = zph_plot.natural_spline_basis(np.array([1.0, 1.5, 2.0]), knots)
+    np.testing.assert_allclose(np.diff(basis, 2, axis=0), 0, atol=1e-9)  # linear beyond boundary
+    rng = np.random.default_rng(0)
+    y = np.sin(2 * np.pi * x) + rng.normal(0, 0.3, x.size)
+    grid, fit, se = zph_plot.spline_smooth(x, y, df=4)
+    assert np.max(np.abs(fit - np.sin(2 * np.pi * grid))) < 0.3
+    assert np.all(se > 0) and np.mean(se) < 0.15
+
+
+def test_schoenfeld_panels(in_style, gbsg2):
+    residuals, ph_table, params = schoenfeld_inputs(gbsg2)
+    fig = zph_plot.plot_schoenfeld(residuals, ph_table, simulated=True)
+    panels = {a.get_gid(): a for a in fig.axes if a.get_visible()}
+    assert set(panels) == set(params.index)
+    for coef, ax in panels.items():
+        p = float(ph_table.set_index("term").loc[coef, "p"])
+        assert style.format_p(p) in ax.get_title(loc="left")
+        line = next(ln for ln in ax.lines if ln.get_gid() == "coefficient")
+        assert line.get_ydata()[0] == pytest.approx(params[coef], rel=1e-4, abs=1e-7)  # at the MLE
+    # tick labels are real times placed at their KM-scale positions
+    ax = panels["age"]
+    order = np.argsort(residuals["time"].to_numpy())
+    for pos, label in zip(ax.get_xticks(), ax.get_xticklabels(), strict=True):
+        t = float(label.get_text())
+        assert pos == pytest.approx(
+            np.interp(
+                t,
+                residuals["time"].to_numpy()[order],
+                residuals["transformed_time"].to_numpy()[order],
+            )
+        )
+    assert _overlaps(fig) == [] and _inside_figure(fig) == [] and _stamped(fig)
+
+
+def test_schoenfeld_factor_term_p(in_style, gbsg2):
+    residuals, ph_table, _ = schoenfeld_inputs(gbsg2)
+    ph = pd.concat(
+        [ph_table, pd.DataFrame([{"term": "tgrade", "chisq": 10.7, "df": 2, "p": 0.0047}])]
+    )
+    ph = ph[~ph.term.str.startswith("tgrade_")]
+    fig = zph_plot.plot_schoenfeld(residuals, ph)
+    titles = {a.get_gid(): a.get_title(loc="left") for a in fig.axes}
+    assert "p = 0.0047" in titles["tgrade_II"] and "p = 0.0047" in titles["tgrade_III"]
+    assert not _stamped(fig)
+
+
+# --------------------------------------------------------------------------- all figures
+def test_every_figure_saves_byte_identically(in_style, gbsg2, km_two, tmp_path):
+    residuals, ph_table, _ = schoenfeld_inputs(gbsg2)
+    makers = {
+        "km": lambda: _km_figure(km_two, simulated=True),
+        "forest": lambda: forest.plot_forest(cox_table(gbsg2), simulated=True),
+        "flow": lambda: flow.plot_flow(FLOW, simulated=True),
+        "table": lambda: tables.render_table(table1_frame(gbsg2), simulated=True),
+        "zph": lambda: zph_plot.plot_schoenfeld(residuals, ph_table, simulated=True),
+    }
+    for name, make in makers.items():
+        digests = []
+        for run in range(2):
+            fig = make()
+            pdf, png = tmp_path / f"{name}{run}.pdf", tmp_path / f"{name}{run}.png"
+            style.save_figure(fig, pdf, png, dpi=100)
+            plt.close(fig)
+            digests.append((_digest(pdf), _digest(png)))
+        assert digests[0] == digests[1], name
