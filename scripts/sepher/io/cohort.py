@@ -1,0 +1,504 @@
+"""Read and validate the cohort table; derive OS and PFS2 (defined once, here).
+
+The cohort CSV (SPEC ``cohort``) has one row per patient: ``patient_id``,
+``tdm1_line``, ``first_line_pertuzumab`` and either dates
+(``advanced_dx_date, tdm1_start_date, tdm1_progression_date, last_contact_date,
+vital_status``) or durations (``os_months, os_event, pfs2_months,
+pfs2_event``), plus optional covariates.
+
+Endpoints (SPEC):
+
+* OS: advanced diagnosis to death; event when ``vital_status`` is dead, the
+  death being at ``last_contact_date``; otherwise censored at last contact.
+* PFS2: T-DM1 start to progression (event), else to last contact (event if
+  dead: death without progression, else censored).
+* months = days / 30.4375 (the mean Gregorian month).
+
+Every problem raises one :class:`sepher.errors.InputError` naming the file,
+the 1-based data row with the patient_id, the column, the value and what was
+expected. Values are compared after trimming spaces and lower-casing
+(" Yes " is yes). The input file is only read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sepher.errors import InputError
+from sepher.io.identifiers import check_identifier_columns, check_pseudonymous_ids
+
+#: Days per month (mean Gregorian month), for every duration in months.
+DAYS_PER_MONTH = 30.4375
+
+IDENTITY_COLUMNS = ("patient_id", "tdm1_line", "first_line_pertuzumab")
+DATE_COLUMNS = (
+    "advanced_dx_date",
+    "tdm1_start_date",
+    "tdm1_progression_date",
+    "last_contact_date",
+    "vital_status",
+)
+DURATION_COLUMNS = ("os_months", "os_event", "pfs2_months", "pfs2_event")
+ENDPOINT_COLUMNS = DURATION_COLUMNS
+
+#: Tolerance (months) when both forms are given and must agree: one day.
+_AGREEMENT_MONTHS = 1.0 / DAYS_PER_MONTH + 1e-9
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_YES_NO = ("yes", "no")
+
+
+def endpoints_from_days(advanced_dx, tdm1_start, progression, last_contact, dead) -> dict:
+    """OS and PFS2 from day numbers (the one endpoint definition).
+
+    Parameters
+    ----------
+    advanced_dx, tdm1_start, last_contact : array_like of int or float
+        Dates as day numbers (any common origin).
+    progression : array_like of float
+        Progression day numbers, NaN when no progression was recorded.
+    dead : array_like of bool
+        Death at `last_contact`.
+
+    Returns
+    -------
+    dict of ndarray
+        ``os_months``, ``os_event`` (int 0/1), ``pfs2_months``,
+        ``pfs2_event`` (int 0/1); months = days / 30.4375.
+    """
+    advanced_dx = np.asarray(advanced_dx, dtype=float)
+    tdm1_start = np.asarray(tdm1_start, dtype=float)
+    progression = np.asarray(progression, dtype=float)
+    last_contact = np.asarray(last_contact, dtype=float)
+    dead = np.asarray(dead, dtype=bool)
+    progressed = ~np.isnan(progression)
+    pfs2_end = np.where(progressed, progression, last_contact)
+    return {
+        "os_months": (last_contact - advanced_dx) / DAYS_PER_MONTH,
+        "os_event": dead.astype(np.int64),
+        "pfs2_months": (pfs2_end - tdm1_start) / DAYS_PER_MONTH,
+        "pfs2_event": (progressed | dead).astype(np.int64),
+    }
+
+
+class _Table:
+    """Normalised string cells plus the row labels used in messages."""
+
+    def __init__(self, raw: pd.DataFrame, file: str):
+        self.file = file
+        self.raw = raw
+        self.ids = raw["patient_id"].str.strip() if "patient_id" in raw else None
+        # 1-based data row numbers of the file (blank rows dropped keep their numbers)
+        if pd.api.types.is_integer_dtype(raw.index):
+            self.numbers = np.asarray(raw.index, dtype=np.int64) + 1
+        else:
+            self.numbers = np.arange(1, len(raw) + 1)
+
+    def number(self, i: int) -> int:
+        return int(self.numbers[i])
+
+    def row(self, i: int):
+        label = self.number(i)
+        if self.ids is not None and self.ids.iloc[i]:
+            return f"{label} (patient_id {self.ids.iloc[i]})"
+        return label
+
+    def fail(self, i, column, value, expected, hint=None):
+        raise InputError(
+            self.file, expected, row=self.row(i), column=column, value=value, hint=hint
+        )
+
+    def cells(self, column) -> pd.Series:
+        return self.raw[column].str.strip()
+
+    def lowered(self, column) -> pd.Series:
+        return self.cells(column).str.lower()
+
+
+def _read_raw(path) -> tuple[pd.DataFrame, str]:
+    file = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise InputError(file, "an existing cohort CSV file", hint="Check the `cohort` path.")
+    if p.is_dir():
+        raise InputError(file, "a cohort CSV file, not a folder")
+    try:
+        raw = pd.read_csv(
+            p, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=False
+        )
+    except pd.errors.EmptyDataError:
+        raise InputError(file, "a CSV file with a header row and one row per patient") from None
+    except UnicodeDecodeError as err:
+        raise InputError(
+            file, "a UTF-8 text CSV file", hint=f"The file cannot be decoded ({err.reason})."
+        ) from None
+    except (pd.errors.ParserError, OSError) as err:
+        raise InputError(file, "a readable comma-separated CSV file", hint=str(err)) from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    if len(raw.columns) == 1 and ";" in raw.columns[0]:
+        raise InputError(
+            file,
+            "comma-separated values",
+            value=raw.columns[0][:60],
+            hint="The header looks semicolon-separated; save the file as comma-separated CSV.",
+        )
+    # Rows with every cell blank (spreadsheet exports often end with ",,,,") are not
+    # patients; the index keeps the file's row numbers for messages.
+    raw = raw.fillna("")
+    raw = raw.loc[~(raw.apply(lambda col: col.str.strip() == "")).all(axis=1)]
+    if raw.empty:
+        raise InputError(file, "at least one patient row after the header")
+    return raw, file
+
+
+def _missing_column(file, column, present, expected=None):
+    close = difflib.get_close_matches(column, list(present), n=1, cutoff=0.6)
+    hint = f"Did you mean '{close[0]}'? (rename the column)" if close else None
+    raise InputError(
+        file,
+        expected or f"a column named '{column}'",
+        column=column,
+        hint=hint,
+    )
+
+
+def _check_yes_no(table: _Table, column, levels=_YES_NO):
+    values = table.lowered(column)
+    bad = ~values.isin(levels)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        table.fail(i, column, table.raw[column].iloc[i], " or ".join(levels))
+    return values
+
+
+def _parse_dates(table: _Table, column, allow_blank=False) -> np.ndarray:
+    """Day numbers (float, NaN for allowed blanks) of an ISO 8601 date column."""
+    values = table.cells(column)
+    blank = values == ""
+    parsed = pd.to_datetime(values.where(~blank, None), format="%Y-%m-%d", errors="coerce")
+    well_formed = values.str.match(_ISO_DATE) | blank
+    bad = (~well_formed) | (parsed.isna() & ~blank) | (blank & (not allow_blank))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        expected = "an ISO 8601 date YYYY-MM-DD" + (" or blank" if allow_blank else "")
+        table.fail(i, column, table.raw[column].iloc[i], expected)
+    days = (parsed - pd.Timestamp("1970-01-01")).dt.days.to_numpy(dtype=float)
+    return days
+
+
+def _parse_numbers(table: _Table, column, expected, minimum=None) -> np.ndarray:
+    values = table.cells(column)
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(numbers)
+    if minimum is not None:
+        bad |= numbers < minimum
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        table.fail(i, column, table.raw[column].iloc[i], expected)
+    return numbers
+
+
+def _parse_events(table: _Table, column) -> np.ndarray:
+    values = table.cells(column)
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isin(numbers, (0.0, 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        table.fail(i, column, table.raw[column].iloc[i], "0 (censored) or 1 (event)")
+    return numbers.astype(np.int64)
+
+
+def _first(mask):
+    return int(np.flatnonzero(mask)[0])
+
+
+def _derive_from_dates(table: _Table) -> dict:
+    advanced_dx = _parse_dates(table, "advanced_dx_date")
+    tdm1_start = _parse_dates(table, "tdm1_start_date")
+    progression = _parse_dates(table, "tdm1_progression_date", allow_blank=True)
+    last_contact = _parse_dates(table, "last_contact_date")
+    status = _check_yes_no(table, "vital_status", ("alive", "dead"))
+    dates = {
+        "advanced_dx_date": table.cells("advanced_dx_date"),
+        "tdm1_start_date": table.cells("tdm1_start_date"),
+        "tdm1_progression_date": table.cells("tdm1_progression_date"),
+    }
+    checks = (
+        (tdm1_start < advanced_dx, "tdm1_start_date", "advanced_dx_date"),
+        (progression < tdm1_start, "tdm1_progression_date", "tdm1_start_date"),
+        (last_contact < advanced_dx, "last_contact_date", "advanced_dx_date"),
+        (last_contact < tdm1_start, "last_contact_date", "tdm1_start_date"),
+        (last_contact < progression, "last_contact_date", "tdm1_progression_date"),
+    )
+    for bad, column, earlier in checks:
+        if bad.any():
+            i = _first(bad)
+            earlier_value = dates[earlier].iloc[i]
+            table.fail(
+                i,
+                column,
+                table.raw[column].iloc[i],
+                f"a date on or after {earlier} ({earlier_value})",
+            )
+    return endpoints_from_days(
+        advanced_dx, tdm1_start, progression, last_contact, (status == "dead").to_numpy()
+    )
+
+
+def _derive_from_durations(table: _Table) -> dict:
+    os_months = _parse_numbers(
+        table, "os_months", "a number of months >= 0 (days / 30.4375)", minimum=0.0
+    )
+    os_event = _parse_events(table, "os_event")
+    pfs2_months = _parse_numbers(
+        table, "pfs2_months", "a number of months >= 0 (days / 30.4375)", minimum=0.0
+    )
+    pfs2_event = _parse_events(table, "pfs2_event")
+    longer = pfs2_months > os_months + _AGREEMENT_MONTHS
+    if longer.any():
+        i = _first(longer)
+        table.fail(
+            i,
+            "pfs2_months",
+            table.raw["pfs2_months"].iloc[i],
+            f"at most os_months ({table.raw['os_months'].iloc[i]}): T-DM1 starts after "
+            "the advanced diagnosis",
+        )
+    return {
+        "os_months": os_months,
+        "os_event": os_event,
+        "pfs2_months": pfs2_months,
+        "pfs2_event": pfs2_event,
+    }
+
+
+def derive_endpoints(df: pd.DataFrame, file) -> pd.DataFrame:
+    """OS and PFS2 per patient from either input form, validated.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Cohort table as read (string cells). The date form is used when all
+        its columns are present; then duration columns, if also present,
+        must agree with the dates (within one day, same events). Otherwise
+        the duration form is required.
+    file : str
+        File name for error messages.
+
+    Returns
+    -------
+    DataFrame
+        ``os_months`` (float), ``os_event`` (int 0/1), ``pfs2_months``
+        (float), ``pfs2_event`` (int 0/1), index as `df`.
+
+    Raises
+    ------
+    InputError
+        Missing columns, unparseable or inconsistent values, or an endpoint
+        with no event at all.
+    """
+    raw = df.fillna("").astype(str)
+    table = _Table(raw, str(file))
+    has_dates = [c for c in DATE_COLUMNS if c in raw.columns]
+    has_durations = [c for c in DURATION_COLUMNS if c in raw.columns]
+    if len(has_dates) == len(DATE_COLUMNS):
+        endpoints = _derive_from_dates(table)
+        if len(has_durations) == len(DURATION_COLUMNS):
+            given = _derive_from_durations(table)
+            for column in DURATION_COLUMNS:
+                tolerance = _AGREEMENT_MONTHS if column.endswith("months") else 0.5
+                differs = np.abs(given[column] - endpoints[column]) > tolerance
+                if differs.any():
+                    i = _first(differs)
+                    table.fail(
+                        i,
+                        column,
+                        table.raw[column].iloc[i],
+                        f"{endpoints[column][i]:.4g}, as derived from the dates "
+                        "(both forms are given and must agree)",
+                        hint="Remove the duration columns or correct them.",
+                    )
+    elif len(has_durations) == len(DURATION_COLUMNS):
+        endpoints = _derive_from_durations(table)
+    else:
+        if len(has_dates) >= len(has_durations):
+            form, columns = "date", DATE_COLUMNS
+        else:
+            form, columns = "duration", DURATION_COLUMNS
+        missing = next(c for c in columns if c not in raw.columns)
+        _missing_column(
+            table.file,
+            missing,
+            raw.columns,
+            expected=f"a column named '{missing}' (the {form} form needs "
+            + ", ".join(columns)
+            + "; the other form is "
+            + ", ".join(DURATION_COLUMNS if form == "date" else DATE_COLUMNS)
+            + ")",
+        )
+    result = pd.DataFrame(endpoints, index=df.index)
+    for name, event in (("OS", "os_event"), ("PFS2", "pfs2_event")):
+        if result[event].sum() == 0:
+            column = event if event in raw.columns else "vital_status"
+            raise InputError(
+                table.file,
+                f"at least one {name} event (every patient is censored, so {name} "
+                "cannot be estimated)",
+                column=column,
+                hint="Check the event / vital_status coding.",
+            )
+    return result
+
+
+def _normalise_level(level) -> str:
+    # YAML 1.1 reads bare yes/no as booleans.
+    if isinstance(level, bool):
+        return "yes" if level else "no"
+    return str(level).strip().lower()
+
+
+def read_cohort(
+    path,
+    group: str = "first_line_pertuzumab",
+    group_levels=("no", "yes"),
+    covariates=(),
+    categorical_levels: dict | None = None,
+) -> pd.DataFrame:
+    """Read the cohort CSV, validate it and derive the endpoints.
+
+    Parameters
+    ----------
+    path : path
+        Cohort CSV (date form or duration form, see module docstring).
+    group : str, default "first_line_pertuzumab"
+        Column compared in the survival analysis.
+    group_levels : sequence of str, default ("no", "yes")
+        Its two levels, reference first; every patient must have one of
+        them and each level at least one patient. YAML booleans are read as
+        yes/no.
+    covariates : sequence of str
+        Covariate columns to return (Table 1, Cox); blank cells become
+        missing (NaN).
+    categorical_levels : dict, optional
+        Covariate -> allowed levels (normalised, lower-case strings). Other
+        covariates are numeric when every non-blank cell is a number, else
+        categorical (normalised strings).
+
+    Returns
+    -------
+    DataFrame
+        One row per patient, in file order: ``patient_id`` (str),
+        ``tdm1_line`` (int), ``first_line_pertuzumab`` (yes/no),
+        ``os_months`` (float), ``os_event`` (int 0/1), ``pfs2_months``,
+        ``pfs2_event``, the `group` column if different, then `covariates`.
+
+    Raises
+    ------
+    InputError
+        For the first problem found (see module docstring).
+    """
+    raw, file = _read_raw(path)
+    categorical_levels = {
+        k: [_normalise_level(v) for v in levels] for k, levels in (categorical_levels or {}).items()
+    }
+    covariates = list(covariates)
+    # Only the study's own columns are exempt: a covariate named like an identifier
+    # must be renamed (no config switch can let identifiers through).
+    check_identifier_columns(raw.columns, file)
+    for column in IDENTITY_COLUMNS:
+        if column not in raw.columns:
+            _missing_column(file, column, raw.columns)
+    if group not in raw.columns:
+        _missing_column(
+            file,
+            group,
+            raw.columns,
+            expected=f"the group column '{group}' named in the config (survival.group)",
+        )
+    for column in covariates:
+        if column not in raw.columns:
+            _missing_column(
+                file,
+                column,
+                raw.columns,
+                expected=f"the covariate column '{column}' named in the config "
+                "(survival.covariates)",
+            )
+    table = _Table(raw, file)
+
+    ids = table.cells("patient_id")
+    blank = ids == ""
+    if blank.any():
+        table.fail(_first(blank.to_numpy()), "patient_id", "", "a pseudonymous study code")
+    check_pseudonymous_ids(ids, file, rows=table.numbers)
+    duplicated = ids.duplicated().to_numpy()
+    if duplicated.any():
+        i = _first(duplicated)
+        first = table.number(_first((ids == ids.iloc[i]).to_numpy()))
+        table.fail(
+            i, "patient_id", ids.iloc[i], "a unique patient_id", hint=f"It is also in row {first}."
+        )
+
+    line_numbers = pd.to_numeric(table.cells("tdm1_line"), errors="coerce").to_numpy(float)
+    bad = ~(np.isfinite(line_numbers) & (line_numbers >= 1) & (line_numbers % 1 == 0))
+    if bad.any():
+        i = _first(bad)
+        table.fail(i, "tdm1_line", raw["tdm1_line"].iloc[i], "an integer >= 1 (line of T-DM1)")
+    pertuzumab = _check_yes_no(table, "first_line_pertuzumab")
+
+    levels = [_normalise_level(v) for v in group_levels]
+    group_values = table.lowered(group)
+    bad = ~group_values.isin(levels)
+    if bad.any():
+        i = _first(bad.to_numpy())
+        table.fail(i, group, raw[group].iloc[i], "one of the group levels " + " / ".join(levels))
+    for level in levels:
+        if not (group_values == level).any():
+            raise InputError(
+                file,
+                "at least one patient in every group level (survival.group_levels)",
+                column=group,
+                value=level,
+            )
+
+    endpoints = derive_endpoints(raw, file)
+    out = pd.DataFrame(
+        {
+            "patient_id": ids.to_numpy(dtype=object),
+            "tdm1_line": line_numbers.astype(np.int64),
+            "first_line_pertuzumab": pertuzumab.to_numpy(dtype=object),
+        }
+    )
+    for column in DURATION_COLUMNS:
+        out[column] = endpoints[column].to_numpy()
+    if group not in out.columns:
+        out[group] = group_values.to_numpy(dtype=object)
+    for column in covariates:
+        if column in out.columns:
+            continue
+        out[column] = _covariate(table, column, categorical_levels.get(column))
+    return out
+
+
+def _covariate(table: _Table, column, levels):
+    values = table.lowered(column)
+    blank = (values == "") | values.isin(("na", "nan", "n/a"))
+    if levels is not None:
+        bad = ~values.isin(levels) & ~blank
+        if bad.any():
+            i = _first(bad.to_numpy())
+            table.fail(
+                i,
+                column,
+                table.raw[column].iloc[i],
+                "one of " + " / ".join(levels) + " (survival.categorical) or blank",
+            )
+        return values.where(~blank, None).to_numpy(dtype=object)
+    numbers = pd.to_numeric(values.where(~blank, None), errors="coerce")
+    if (numbers.notna() | blank).all():
+        return numbers.to_numpy(dtype=float)
+    return values.where(~blank, None).to_numpy(dtype=object)
