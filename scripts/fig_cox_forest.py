@@ -1,6 +1,7 @@
 """Rule fig8_cox_forest: forest plot of the multivariate Cox models."""
 
 from sepher.figures.forest import plot_forest
+from sepher.figures.labels import VARIABLE_LABELS
 from sepher.figures.style import house_style, save_figure
 from sepher.io.tables import read_table
 from sepher.workflow import run_logged
@@ -14,6 +15,7 @@ def main(smk):
             endpoints=("OS", "PFS2"),
             endpoint_labels={"OS": "Overall survival", "PFS2": "PFS on second-line T-DM1"},
             simulated=smk.params.simulated,
+            term_labels=VARIABLE_LABELS,
         )
         save_figure(fig, smk.output.pdf, smk.output.png)
 

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from sepher.figures.labels import variable_label
 from sepher.figures.style import house_style, save_figure
 from sepher.figures.tables import render_table
 from sepher.io.tables import read_table
@@ -23,9 +24,9 @@ def table2(cox):
         uni = part[part["model"] == "univariate"].set_index("column")
         for column in multi.index:
             m, u = multi.loc[column], uni.loc[column]
-            label = m["term"] if pd.isna(m["level"]) or m["level"] == "" else (
-                f"{m['term']}: {m['level']} vs {m['reference']}"
-            )
+            label = variable_label(m["term"])
+            if not (pd.isna(m["level"]) or m["level"] == ""):
+                label += f": {m['level']} vs {m['reference']}"
             rows.append(
                 {
                     "Endpoint": endpoint,
@@ -48,8 +49,13 @@ def main(smk):
     table = read_table(smk.input.table).fillna("")
     if smk.params.kind == "table1":
         title = "Table 1. Patient characteristics"
-        table = table.rename(columns={"variable": "Characteristic", "level": "Level"})
-        table = table.drop(columns=["statistic"], errors="ignore")
+        table["variable"] = [
+            variable_label(v) + (f", {s}" if s else "")
+            for v, s in zip(table["variable"], table["statistic"], strict=True)
+        ]
+        table = table.drop(columns=["statistic"]).rename(
+            columns={"variable": "Characteristic", "overall": "Overall", "missing": "Missing"}
+        )
         footnote = "n (%) or median [Q1,Q3]; p: chi-squared / Fisher's exact or Kruskal-Wallis test."
     else:
         title = "Table 2. Cox proportional-hazards models"

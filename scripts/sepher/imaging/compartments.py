@@ -1,0 +1,103 @@
+"""Subcellular compartments: nucleus, membrane band, cytoplasm."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import segmentation
+
+__all__ = ["compartments", "distance_to_cell_edge"]
+
+
+def distance_to_cell_edge(cells: np.ndarray, pixel_size_um: float) -> np.ndarray:
+    """Distance (um) of each cell pixel from its own cell's edge.
+
+    The edge is where the cell meets another cell or the background; the
+    image border is not an edge (the cell continues outside the field). The
+    outermost pixel layer of a cell has distance ``0.5 * pixel_size_um``
+    (pixel centre to the edge line).
+
+    Parameters
+    ----------
+    cells : ndarray of int
+        Cell label image.
+    pixel_size_um : float
+        Pixel edge length (um).
+
+    Returns
+    -------
+    ndarray of float32
+        Distance in um; 0 outside cells; ``inf``-free (cells without any edge
+        get their distance from the field border instead of inf).
+    """
+    cells = np.asarray(cells)
+    inner = segmentation.find_boundaries(cells, mode="inner", connectivity=1) & (cells > 0)
+    if not inner.any():
+        inner = np.zeros_like(inner)
+        inner[[0, -1], :] = True
+        inner[:, [0, -1]] = True
+    dist = ndi.distance_transform_edt(~inner).astype(np.float32) + np.float32(0.5)
+    dist *= np.float32(pixel_size_um)
+    dist[cells == 0] = 0
+    return dist
+
+
+def _near_cell_edge(cells: np.ndarray, pixel_size_um: float, band_um: float) -> np.ndarray:
+    """Cell pixels with ``distance_to_cell_edge <= band_um``.
+
+    Same set as thresholding :func:`distance_to_cell_edge`, computed for
+    narrow bands by one binary dilation of the edge pixels with a disc of
+    radius ``band_um / pixel_size_um - 0.5`` (faster than a full EDT).
+    """
+    radius = band_um / pixel_size_um - 0.5
+    if radius > 6:
+        return (distance_to_cell_edge(cells, pixel_size_um) <= band_um) & (cells > 0)
+    inner = segmentation.find_boundaries(cells, mode="inner", connectivity=1) & (cells > 0)
+    r = int(np.floor(radius + 1e-9))
+    if r < 1:
+        return inner
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disc = yy**2 + xx**2 <= radius**2 + 1e-9
+    return ndi.binary_dilation(inner, structure=disc) & (cells > 0)
+
+
+def compartments(
+    nuclei: np.ndarray,
+    cells: np.ndarray,
+    pixel_size_um: float,
+    membrane_band_um: float = 1.0,
+) -> dict[str, np.ndarray]:
+    """Split each cell into nucleus, membrane band and cytoplasm.
+
+    Parameters
+    ----------
+    nuclei : ndarray of int
+        Nuclei labels; nucleus ``k`` lies in cell ``k``.
+    cells : ndarray of int
+        Cell labels.
+    pixel_size_um : float
+        Pixel edge length (um).
+    membrane_band_um : float, default 1.0
+        Width (um) of the membrane band measured inward from the cell edge
+        (about the optical resolution of a widefield/confocal 60x objective,
+        which spreads a plasma-membrane signal over ~0.5-1 um).
+
+    Returns
+    -------
+    dict of str to ndarray of int32
+        ``"nucleus"``, ``"membrane"``, ``"cytoplasm"``: label images carrying
+        the cell id on the compartment's pixels. Membrane band = cell pixels
+        within ``membrane_band_um`` of the cell edge, excluding the nucleus;
+        cytoplasm = the rest of the cell outside the nucleus.
+    """
+    nuclei = np.asarray(nuclei)
+    cells = np.asarray(cells).astype(np.int32, copy=False)
+    in_nucleus = (nuclei > 0) & (cells > 0)
+    near_edge = _near_cell_edge(cells, pixel_size_um, membrane_band_um)
+    membrane = (cells > 0) & near_edge & ~in_nucleus
+    cytoplasm = (cells > 0) & ~near_edge & ~in_nucleus
+    return {
+        "nucleus": np.where(in_nucleus, cells, 0).astype(np.int32),
+        "membrane": np.where(membrane, cells, 0).astype(np.int32),
+        "cytoplasm": np.where(cytoplasm, cells, 0).astype(np.int32),
+    }
