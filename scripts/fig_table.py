@@ -37,7 +37,11 @@ def table2(cox):
                     "p (multi)": _fmt_p(m["p"]),
                 }
             )
-    n = cox[cox["model"] == "multivariate"].groupby("endpoint")[["n", "events", "n_excluded"]].first()
+    n = (
+        cox[cox["model"] == "multivariate"]
+        .groupby("endpoint")[["n", "events", "n_excluded"]]
+        .first()
+    )
     note = "; ".join(
         f"{e}: n = {r.n}, events = {r.events}, excluded (missing data) = {r.n_excluded}"
         for e, r in n.iterrows()
@@ -56,7 +60,9 @@ def main(smk):
         table = table.drop(columns=["statistic"]).rename(
             columns={"variable": "Characteristic", "overall": "Overall", "missing": "Missing"}
         )
-        footnote = "n (%) or median [Q1,Q3]; p: chi-squared / Fisher's exact or Kruskal-Wallis test."
+        footnote = (
+            "n (%) or median [Q1,Q3]; p: chi-squared / Fisher's exact or Kruskal-Wallis test."
+        )
     else:
         title = "Table 2. Cox proportional-hazards models"
         table, footnote = table2(read_table(smk.input.table))

@@ -272,7 +272,14 @@ def cohort_flow(endpoints, *, group, group_levels, group_labels, tdm1_line, by_l
     DataFrame
         Columns ``box_id, parent_id, label, n``.
     """
-    rows = [{"box_id": "all", "parent_id": "", "label": "HER2+ ABC treated with T-DM1", "n": len(endpoints)}]
+    rows = [
+        {
+            "box_id": "all",
+            "parent_id": "",
+            "label": "HER2+ ABC treated with T-DM1",
+            "n": len(endpoints),
+        }
+    ]
     lines, line_levels = line_groups(endpoints, by_line_max)
     for level in line_levels:
         box = f"line_{level}"
