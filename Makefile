@@ -37,7 +37,7 @@ lint: venv
 
 # Dry run of every figure target: the DAG of each figure resolves.
 dryrun: venv
-	for f in $(FIGURES); do $(BIN)/snakemake --cores 1 --dry-run --quiet rules $$f || exit 1; done
+	for f in $(FIGURES); do $(BIN)/snakemake --cores 1 $$f --dry-run --quiet rules || exit 1; done
 
 test: venv
 	$(BIN)/python -m pytest -q -rs

@@ -91,3 +91,44 @@ def library(*stages):
 
 
 HOUSE_STYLE = str(Path(workflow.basedir, "resources", "sepher.mplstyle"))
+
+
+def _validate_cohort_once():
+    """Check the cohort table at start-up, before any job runs.
+
+    A bad value stops the run here with one message (file, row, column,
+    value, expectation) and nothing is written to results/. The check is
+    remembered per (file content, parameters) under .snakemake/, so dry runs
+    and reruns of a large cohort do not pay for it again.
+    """
+    import hashlib
+    import json
+
+    from sepher.io.cohort import read_cohort
+    from sepher.io.provenance import sha256
+
+    params = {
+        "group": SURVIVAL["group"],
+        "group_levels": SURVIVAL["group_levels"],
+        "covariates": SURVIVAL["covariates"],
+        "categorical": SURVIVAL["categorical"],
+    }
+    key = hashlib.sha256(
+        (sha256(config["cohort"]) + json.dumps(params, sort_keys=True)).encode()
+    ).hexdigest()
+    marker = Path(".snakemake", "sepher-validated", f"cohort-{key}")
+    if marker.exists():
+        return
+    read_cohort(
+        config["cohort"],
+        group=params["group"],
+        group_levels=params["group_levels"],
+        covariates=params["covariates"],
+        categorical_levels=params["categorical"],
+    )
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+if configured("cohort") and workflow.is_main_process:
+    _validate_cohort_once()

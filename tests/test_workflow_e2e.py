@@ -134,7 +134,7 @@ def test_changing_one_figure_parameter_reruns_that_figure_alone(demo_run):
 
 def test_one_figure_target_builds_only_what_it_needs(tmp_path):
     write_config(tmp_path)
-    run = snakemake(tmp_path, "--cores", "1", "--dry-run", "--quiet", "rules", "fig8_cox_forest")
+    run = snakemake(tmp_path, "--cores", "1", "fig8_cox_forest", "--dry-run", "--quiet", "rules")
     assert run.returncode == 0, run.stderr
     out = run.stdout + run.stderr
     assert "survival_cox" in out and "fig8_cox_forest" in out

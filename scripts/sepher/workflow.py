@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
+from threadpoolctl import threadpool_limits
+
 
 @contextmanager
 def logged(log_path):
@@ -39,10 +41,13 @@ def run_logged(snakemake, main):
     """Call ``main(snakemake)`` with output sent to the rule's first log file.
 
     An :class:`sepher.errors.InputError` is re-raised after being logged, so
-    Snakemake prints its message and removes the rule's outputs.
+    Snakemake prints its message and removes the rule's outputs. BLAS thread
+    pools are limited to the rule's ``threads``.
     """
     log = snakemake.log[0] if len(snakemake.log) else "/dev/null"
-    with logged(log):
+    # BLAS threads follow the rule's `threads` (Snakemake limits them only for
+    # shell commands); oversubscribed BLAS makes the Cox fits 2-3x slower.
+    with logged(log), threadpool_limits(limits=int(getattr(snakemake, "threads", 1) or 1)):
         main(snakemake)
 
 
