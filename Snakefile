@@ -23,6 +23,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         default_targets(),
-    default_target: True

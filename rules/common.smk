@@ -1,5 +1,5 @@
 # Configuration checks, input functions and the figure catalogue.
-# Everything a rule needs from config is computed here and passed by params:.
+# Everything the workflow needs from config is computed here (and passed via params).
 import sys
 from pathlib import Path
 
@@ -11,7 +11,9 @@ from sepher.errors import InputError
 from sepher.io.config import check_config
 
 SCHEMA = Path(workflow.basedir, "config", "schemas", "config.schema.yaml")
-_config_name = ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
+_config_name = (
+    ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
+)
 check_config(config, SCHEMA, config_file=_config_name)
 validate(config, schema="../config/schemas/config.schema.yaml", set_default=True)
 

@@ -16,17 +16,17 @@ rule fig5_cohort_flow:
             category="Cohort",
             labels={"figure": "Fig. 5", "content": "cohort flow"},
         ),
-    params:
-        simulated=config["simulated"],
     log:
         "results/logs/figures/fig5_cohort_flow.log",
     benchmark:
         "results/benchmarks/figures/fig5_cohort_flow.tsv"
+    conda:
+        "../envs/figures.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/figures.yaml"
+    params:
+        simulated=config["simulated"],
     script:
         "../scripts/fig_cohort_flow.py"
 
@@ -48,6 +48,15 @@ rule fig6_km_os:
             category="Cohort",
             labels={"figure": "Fig. 6", "content": "Kaplan-Meier OS"},
         ),
+    log:
+        "results/logs/figures/fig6_km_os.log",
+    benchmark:
+        "results/benchmarks/figures/fig6_km_os.tsv"
+    conda:
+        "../envs/figures.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         analysis="os",
         endpoint="OS",
@@ -58,15 +67,6 @@ rule fig6_km_os:
         group_labels=SURVIVAL["group_labels"],
         axis=config["figures"]["km_os"],
         simulated=config["simulated"],
-    log:
-        "results/logs/figures/fig6_km_os.log",
-    benchmark:
-        "results/benchmarks/figures/fig6_km_os.tsv"
-    resources:
-        mem_mb=1500,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
     script:
         "../scripts/fig_km.py"
 
@@ -80,6 +80,10 @@ use rule fig6_km_os as fig7_km_pfs2 with:
             category="Cohort",
             labels={"figure": "Fig. 7", "content": "Kaplan-Meier PFS2"},
         ),
+    log:
+        "results/logs/figures/fig7_km_pfs2.log",
+    benchmark:
+        "results/benchmarks/figures/fig7_km_pfs2.tsv"
     params:
         analysis="pfs2",
         endpoint="PFS2",
@@ -90,10 +94,6 @@ use rule fig6_km_os as fig7_km_pfs2 with:
         group_labels=SURVIVAL["group_labels"],
         axis=config["figures"]["km_pfs2"],
         simulated=config["simulated"],
-    log:
-        "results/logs/figures/fig7_km_pfs2.log",
-    benchmark:
-        "results/benchmarks/figures/fig7_km_pfs2.tsv"
 
 
 use rule fig6_km_os as figS4_tdm1_by_line with:
@@ -105,6 +105,10 @@ use rule fig6_km_os as figS4_tdm1_by_line with:
             category="Cohort",
             labels={"figure": "Fig. S4", "content": "T-DM1 PFS by line"},
         ),
+    log:
+        "results/logs/figures/figS4_tdm1_by_line.log",
+    benchmark:
+        "results/benchmarks/figures/figS4_tdm1_by_line.tsv"
     params:
         analysis="by_line",
         endpoint="PFS2",
@@ -115,10 +119,6 @@ use rule fig6_km_os as figS4_tdm1_by_line with:
         group_labels=[],
         axis=config["figures"]["km_by_line"],
         simulated=config["simulated"],
-    log:
-        "results/logs/figures/figS4_tdm1_by_line.log",
-    benchmark:
-        "results/benchmarks/figures/figS4_tdm1_by_line.tsv"
 
 
 rule fig8_cox_forest:
@@ -135,17 +135,17 @@ rule fig8_cox_forest:
             category="Cohort",
             labels={"figure": "Fig. 8", "content": "multivariate Cox"},
         ),
-    params:
-        simulated=config["simulated"],
     log:
         "results/logs/figures/fig8_cox_forest.log",
     benchmark:
         "results/benchmarks/figures/fig8_cox_forest.tsv"
+    conda:
+        "../envs/figures.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/figures.yaml"
+    params:
+        simulated=config["simulated"],
     script:
         "../scripts/fig_cox_forest.py"
 
@@ -164,18 +164,18 @@ rule table1_characteristics:
             category="Cohort",
             labels={"figure": "Table 1", "content": "patient characteristics"},
         ),
-    params:
-        kind="table1",
-        simulated=config["simulated"],
     log:
         "results/logs/figures/table1_characteristics.log",
     benchmark:
         "results/benchmarks/figures/table1_characteristics.tsv"
+    conda:
+        "../envs/figures.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/figures.yaml"
+    params:
+        kind="table1",
+        simulated=config["simulated"],
     script:
         "../scripts/fig_table.py"
 
@@ -193,13 +193,13 @@ use rule table1_characteristics as table2_cox with:
             category="Cohort",
             labels={"figure": "Table 2", "content": "Cox models"},
         ),
-    params:
-        kind="table2",
-        simulated=config["simulated"],
     log:
         "results/logs/figures/table2_cox.log",
     benchmark:
         "results/benchmarks/figures/table2_cox.tsv"
+    params:
+        kind="table2",
+        simulated=config["simulated"],
 
 
 rule figS3_ph_diagnostics:
@@ -217,17 +217,17 @@ rule figS3_ph_diagnostics:
             category="Cohort",
             labels={"figure": "Fig. S3", "content": "PH diagnostics"},
         ),
-    params:
-        endpoint="OS",
-        simulated=config["simulated"],
     log:
         "results/logs/figures/figS3_ph_diagnostics.log",
     benchmark:
         "results/benchmarks/figures/figS3_ph_diagnostics.tsv"
+    conda:
+        "../envs/figures.yaml"
     resources:
         mem_mb=1500,
         runtime=10,
-    conda:
-        "../envs/figures.yaml"
+    params:
+        endpoint="OS",
+        simulated=config["simulated"],
     script:
         "../scripts/fig_ph_diagnostics.py"

@@ -8,16 +8,16 @@ rule provenance:
         lib=library("io"),
     output:
         json="results/provenance.json",
-    params:
-        config=config,
     log:
         "results/logs/provenance.log",
     benchmark:
         "results/benchmarks/provenance.tsv"
+    conda:
+        "../envs/report.yaml"
     resources:
         mem_mb=500,
         runtime=10,
-    conda:
-        "../envs/report.yaml"
+    params:
+        config=config,
     script:
         "../scripts/provenance.py"

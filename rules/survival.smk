@@ -29,20 +29,20 @@ rule survival_endpoints:
         lib=library("io"),
     output:
         endpoints="results/survival/endpoints.csv",
+    log:
+        "results/logs/survival/endpoints.log",
+    benchmark:
+        "results/benchmarks/survival/endpoints.tsv"
+    conda:
+        "../envs/survival.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
     params:
         group=SURVIVAL["group"],
         group_levels=SURVIVAL["group_levels"],
         covariates=SURVIVAL["covariates"],
         categorical=SURVIVAL["categorical"],
-    log:
-        "results/logs/survival/endpoints.log",
-    benchmark:
-        "results/benchmarks/survival/endpoints.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    conda:
-        "../envs/survival.yaml"
     script:
         "../scripts/survival_endpoints.py"
 
@@ -56,6 +56,15 @@ rule survival_km:
         curves="results/survival/km_curves.csv",
         medians="results/survival/km_medians.csv",
         logrank="results/survival/logrank.csv",
+    log:
+        "results/logs/survival/km.log",
+    benchmark:
+        "results/benchmarks/survival/km.tsv"
+    conda:
+        "../envs/survival.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
     params:
         group=SURVIVAL["group"],
         group_levels=SURVIVAL["group_levels"],
@@ -63,15 +72,6 @@ rule survival_km:
         conf_type=SURVIVAL["km_ci"],
         conf_level=SURVIVAL["conf_level"],
         by_line_max=SURVIVAL["by_line_max"],
-    log:
-        "results/logs/survival/km.log",
-    benchmark:
-        "results/benchmarks/survival/km.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    conda:
-        "../envs/survival.yaml"
     script:
         "../scripts/survival_km.py"
 
@@ -86,6 +86,15 @@ rule survival_cox:
         models="results/survival/cox_models.csv",
         ph_test="results/survival/ph_test.csv",
         schoenfeld="results/survival/schoenfeld.csv",
+    log:
+        "results/logs/survival/cox.log",
+    benchmark:
+        "results/benchmarks/survival/cox.tsv"
+    conda:
+        "../envs/survival.yaml"
+    resources:
+        mem_mb=3000,
+        runtime=30,
     params:
         group=SURVIVAL["group"],
         group_levels=SURVIVAL["group_levels"],
@@ -94,15 +103,6 @@ rule survival_cox:
         categorical=SURVIVAL["categorical"],
         ties=SURVIVAL["cox_ties"],
         zph_transform=SURVIVAL["zph_transform"],
-    log:
-        "results/logs/survival/cox.log",
-    benchmark:
-        "results/benchmarks/survival/cox.tsv"
-    resources:
-        mem_mb=3000,
-        runtime=30,
-    conda:
-        "../envs/survival.yaml"
     script:
         "../scripts/survival_cox.py"
 
@@ -114,6 +114,15 @@ rule survival_table1:
         lib=library("survival", "io"),
     output:
         table1="results/survival/table1.csv",
+    log:
+        "results/logs/survival/table1.log",
+    benchmark:
+        "results/benchmarks/survival/table1.tsv"
+    conda:
+        "../envs/survival.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
     params:
         group=SURVIVAL["group"],
         group_levels=SURVIVAL["group_levels"],
@@ -121,15 +130,6 @@ rule survival_table1:
         tdm1_line=SURVIVAL["tdm1_line"],
         covariates=SURVIVAL["covariates"],
         categorical=SURVIVAL["categorical"],
-    log:
-        "results/logs/survival/table1.log",
-    benchmark:
-        "results/benchmarks/survival/table1.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    conda:
-        "../envs/survival.yaml"
     script:
         "../scripts/survival_table1.py"
 
@@ -141,20 +141,20 @@ rule survival_flow:
         lib=library("survival", "io"),
     output:
         flow="results/survival/flow.csv",
+    log:
+        "results/logs/survival/flow.log",
+    benchmark:
+        "results/benchmarks/survival/flow.tsv"
+    conda:
+        "../envs/survival.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         group=SURVIVAL["group"],
         group_levels=SURVIVAL["group_levels"],
         group_labels=SURVIVAL["group_labels"],
         tdm1_line=SURVIVAL["tdm1_line"],
         by_line_max=SURVIVAL["by_line_max"],
-    log:
-        "results/logs/survival/flow.log",
-    benchmark:
-        "results/benchmarks/survival/flow.tsv"
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../envs/survival.yaml"
     script:
         "../scripts/survival_flow.py"
