@@ -1,0 +1,262 @@
+"""Colour deconvolution of brightfield H-DAB images (Ruifrok & Johnston 2001).
+
+Transmitted light follows Beer-Lambert per RGB channel, so the optical density
+``OD = -log10(I / I0)`` is linear in the amount of each stain:
+``OD_rgb = sum_s c_s * v_s`` with ``v_s`` the unit OD vector (colour) of stain
+``s``. With three stain vectors stacked as the rows of a 3 x 3 matrix ``M``,
+the stain amounts are ``c = OD @ inv(M)``.
+
+Defaults are the H-DAB vectors of Ruifrok & Johnston (Anal Quant Cytol Histol
+2001;23:291), the ones used by scikit-image (``skimage.color.hed_from_rgb``)
+and QuPath ("H-DAB default"); the third (residual) vector is the normalised
+cross product of the other two, as in QuPath. :func:`estimate_stain_vectors`
+estimates the two vectors per image instead (Macenko et al., ISBI 2009).
+
+All OD values here are decimal (log10) OD, QuPath's unit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = [
+    "DAB_RGB_OD",
+    "HEMATOXYLIN_RGB_OD",
+    "estimate_stain_vectors",
+    "rgb_to_od",
+    "stain_matrix",
+    "tissue_mask",
+    "unmix_h_dab",
+]
+
+#: Unit OD vector of hematoxylin (R, G, B), Ruifrok & Johnston 2001.
+HEMATOXYLIN_RGB_OD = (0.65, 0.70, 0.29)
+#: Unit OD vector of DAB (R, G, B), Ruifrok & Johnston 2001.
+DAB_RGB_OD = (0.27, 0.57, 0.78)
+
+
+def _unit(vector) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float64).reshape(3)
+    norm = np.linalg.norm(v)
+    if not np.isfinite(norm) or norm == 0:
+        raise ValueError(f"stain vector must be a non-zero 3-vector, got {vector!r}")
+    return v / norm
+
+
+def stain_matrix(hematoxylin=HEMATOXYLIN_RGB_OD, dab=DAB_RGB_OD, residual=None) -> np.ndarray:
+    """Stack unit stain OD vectors into a 3 x 3 matrix (rows H, DAB, residual).
+
+    Parameters
+    ----------
+    hematoxylin, dab : sequence of 3 float
+        OD vectors (R, G, B) of the two stains; normalised to unit length.
+        Defaults: Ruifrok & Johnston's H-DAB (skimage / QuPath defaults).
+    residual : sequence of 3 float, optional
+        Third vector; default the normalised cross product ``H x DAB``
+        (QuPath's residual), which takes up whatever is neither stain.
+
+    Returns
+    -------
+    ndarray, shape (3, 3)
+        Rows: hematoxylin, DAB, residual unit OD vectors.
+    """
+    h, d = _unit(hematoxylin), _unit(dab)
+    r = np.cross(h, d) if residual is None else np.asarray(residual, dtype=np.float64)
+    matrix = np.vstack([h, d, _unit(r)])
+    if abs(np.linalg.det(matrix)) < 1e-6:
+        raise ValueError("stain vectors are (nearly) collinear; colour deconvolution is undefined")
+    return matrix
+
+
+def rgb_to_od(rgb: np.ndarray, background_intensity=255.0) -> np.ndarray:
+    """Optical density ``-log10(I / I0)`` per RGB channel.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        Transmitted-light intensities (uint8, uint16 or float in the same
+        units as ``background_intensity``).
+    background_intensity : float or sequence of 3 float, default 255.0
+        ``I0``, the intensity of unstained glass (per channel if a sequence).
+        255 is QuPath's default for 8-bit images; a measured white level
+        (e.g. the 99th percentile of a background region) is more exact.
+
+    Returns
+    -------
+    ndarray of float32, shape (..., 3)
+        OD >= 0 (intensities above ``I0`` are clipped to OD 0; zero
+        intensities are floored at ``I0 / 255``, OD <= ~2.4).
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim < 2 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image of shape (..., 3), got {rgb.shape}")
+    i0 = np.broadcast_to(np.asarray(background_intensity, dtype=np.float64), (3,))
+    if np.any(i0 <= 0):
+        raise ValueError("background_intensity must be > 0")
+    if rgb.dtype == np.uint8:
+        # one lookup table per channel: 256 logs instead of one per pixel
+        levels = np.maximum(np.arange(256, dtype=np.float64), 1.0)
+        lut = np.clip(-np.log10(levels[None, :] / i0[:, None]), 0, None).astype(np.float32)
+        od = np.empty(rgb.shape, dtype=np.float32)
+        for channel in range(3):
+            od[..., channel] = lut[channel][rgb[..., channel]]
+        return od
+    intensity = np.asarray(rgb, dtype=np.float32)
+    floor = (i0 / 255.0).astype(np.float32)
+    od = -np.log10(np.maximum(intensity, floor) / i0.astype(np.float32))
+    return np.clip(od, 0, None).astype(np.float32, copy=False)
+
+
+def unmix_h_dab(od: np.ndarray, matrix: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Hematoxylin and DAB amounts (OD units) from an RGB OD image.
+
+    Parameters
+    ----------
+    od : ndarray of float, shape (..., 3)
+        RGB optical density (:func:`rgb_to_od`).
+    matrix : ndarray, shape (3, 3), optional
+        Stain matrix (:func:`stain_matrix`); default H-DAB.
+
+    Returns
+    -------
+    hematoxylin, dab : ndarray of float32, shape ``od.shape[:-1]``
+        Stain amounts as the OD the stain alone would give along its own
+        vector (may be slightly negative from noise).
+    """
+    matrix = stain_matrix() if matrix is None else np.asarray(matrix, dtype=np.float64)
+    inverse = np.linalg.inv(matrix).astype(np.float32)
+    r, g, b = od[..., 0], od[..., 1], od[..., 2]
+    hematoxylin = r * inverse[0, 0] + g * inverse[1, 0] + b * inverse[2, 0]
+    dab = r * inverse[0, 1] + g * inverse[1, 1] + b * inverse[2, 1]
+    return hematoxylin.astype(np.float32, copy=False), dab.astype(np.float32, copy=False)
+
+
+def tissue_mask(
+    od: np.ndarray,
+    pixel_size_um: float,
+    *,
+    od_threshold: float = 0.2,
+    smoothing_sigma_um: float = 2.0,
+    min_area_um2: float = 200.0,
+) -> np.ndarray:
+    """Tissue versus white background (glass, lumina, tears).
+
+    A pixel is tissue when its smoothed summed RGB OD exceeds
+    ``od_threshold``; tissue pieces smaller than ``min_area_um2`` are dropped
+    and background holes smaller than it are filled.
+
+    Parameters
+    ----------
+    od : ndarray of float, shape (H, W, 3)
+        RGB optical density.
+    pixel_size_um : float
+        Pixel edge length (um).
+    od_threshold : float, default 0.2
+        Summed OD (R + G + B) separating tissue from glass. Clean glass is
+        ~0.0-0.1 (scikit-image's IHC sample: ~0.11 at its lumen); the
+        palest stroma is ~0.25 or more.
+    smoothing_sigma_um : float, default 2.0
+        Gaussian sigma (um) before thresholding.
+    min_area_um2 : float, default 200.0
+        Smallest tissue piece / background hole kept (um^2).
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+    """
+    od_sum = od.sum(axis=-1, dtype=np.float32)
+    od_sum = ndi.gaussian_filter(od_sum, smoothing_sigma_um / pixel_size_um)
+    mask = od_sum > od_threshold
+    min_px = int(round(min_area_um2 / pixel_size_um**2))
+    if min_px > 1:
+        mask = _remove_small(mask, min_px)
+        mask = ~_remove_small(~mask, min_px)
+    return mask
+
+
+def _remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
+    labels, n = ndi.label(mask)
+    if n == 0:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_px
+    keep[0] = False
+    return keep[labels]
+
+
+def estimate_stain_vectors(
+    od: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    od_min: float = 0.15,
+    angle_percentile: float = 1.0,
+    max_pixels: int = 200_000,
+    max_deviation_deg: float = 25.0,
+    default_matrix: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-image H and DAB vectors by Macenko et al. (ISBI 2009).
+
+    Pixels with every channel's OD above ``od_min`` are projected onto the
+    plane of the two largest principal directions of their OD; the stain
+    vectors are the directions at the ``angle_percentile`` and
+    ``100 - angle_percentile`` percentiles of the angle in that plane. The
+    more red-absorbing one (larger R component) is hematoxylin (blue), the
+    other DAB (brown).
+
+    Parameters
+    ----------
+    od : ndarray of float, shape (H, W, 3)
+        RGB optical density.
+    mask : ndarray of bool, optional
+        Pixels to use (e.g. the tissue mask); default all.
+    od_min : float, default 0.15
+        Minimum OD per channel (Macenko's beta): excludes near-transparent
+        pixels whose direction is noise.
+    angle_percentile : float, default 1.0
+        Macenko's alpha (robust extremes of the angle distribution).
+    max_pixels : int, default 200000
+        At most this many pixels are used (an even stride: deterministic).
+    max_deviation_deg : float, default 25.0
+        A stain whose estimate deviates more than this from the default
+        vector (e.g. the DAB of a HER2 0 biopsy, which has almost no DAB) is
+        left at the default.
+    default_matrix : ndarray, shape (3, 3), optional
+        Fallback stain matrix; default :func:`stain_matrix`.
+
+    Returns
+    -------
+    ndarray, shape (3, 3)
+        Stain matrix (rows H, DAB, residual), usable by :func:`unmix_h_dab`.
+    """
+    default = stain_matrix() if default_matrix is None else np.asarray(default_matrix)
+    pixels = od.reshape(-1, 3)
+    if mask is not None:
+        pixels = pixels[np.asarray(mask).ravel()]
+    pixels = pixels[np.all(pixels > od_min, axis=1)]
+    if len(pixels) > max_pixels:
+        pixels = pixels[:: int(np.ceil(len(pixels) / max_pixels))]
+    if len(pixels) < 100:
+        return default.copy()
+    pixels = pixels.astype(np.float64)
+    _, eigenvectors = np.linalg.eigh(np.cov(pixels, rowvar=False))
+    plane = eigenvectors[:, [2, 1]]  # two largest principal directions
+    plane *= np.where(plane[0:1, :].sum(axis=0) < 0, -1.0, 1.0)  # point into positive OD
+    projected = pixels @ plane
+    angle = np.arctan2(projected[:, 1], projected[:, 0])
+    low, high = np.percentile(angle, [angle_percentile, 100 - angle_percentile])
+    candidates = [plane @ np.array([np.cos(a), np.sin(a)]) for a in (low, high)]
+    candidates = [c * np.sign(c.sum()) / np.linalg.norm(c) for c in candidates]
+    if candidates[0][0] >= candidates[1][0]:
+        hematoxylin, dab = candidates
+    else:
+        dab, hematoxylin = candidates
+    limit = np.cos(np.deg2rad(max_deviation_deg))
+    if hematoxylin @ default[0] < limit:
+        hematoxylin = default[0]
+    if dab @ default[1] < limit:
+        dab = default[1]
+    try:
+        return stain_matrix(hematoxylin, dab)
+    except ValueError:
+        return default.copy()

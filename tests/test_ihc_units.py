@@ -1,0 +1,120 @@
+"""Units of the IHC library: deconvolution, biopsy rules, the real skimage IHC image."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage import color, data
+
+from sepher.errors import InputError
+from sepher.ihc import (
+    asco_cap_category,
+    class_overlay,
+    classify_cells,
+    estimate_stain_vectors,
+    paired_changes,
+    rgb_to_od,
+    score_biopsy,
+    score_image,
+    stain_matrix,
+    unmix_h_dab,
+)
+
+
+def test_deconvolution_matches_skimage_up_to_log_base():
+    rgb = data.immunohistochemistry()
+    od = rgb_to_od(rgb)
+    # skimage: stains = log(max(rgb, 1e-6)) / log(1e-6) @ hed_from_rgb, eosin as 3rd vector
+    matrix = np.vstack(
+        [stain_matrix()[:2], [0.07, 0.99, 0.11] / np.linalg.norm([0.07, 0.99, 0.11])]
+    )
+    h, dab = unmix_h_dab(od, matrix)
+    ref = color.rgb2hed(rgb)
+    scale = np.log(10) / -np.log(1e-6)  # log10 OD -> skimage's units
+    # skimage works on (rgb + 1e-6)/255 without flooring; compare on pixels > 0
+    ok = np.all(rgb > 0, axis=-1)
+    # skimage clips negative amounts to 0
+    np.testing.assert_allclose(np.maximum(h[ok], 0) * scale, ref[..., 0][ok], atol=2e-3)
+    np.testing.assert_allclose(np.maximum(dab[ok], 0) * scale, ref[..., 2][ok], atol=2e-3)
+
+
+def test_pure_stain_unmixes_to_itself():
+    matrix = stain_matrix()
+    od = (0.5 * matrix[0] + 0.3 * matrix[1]).reshape(1, 1, 3).astype(np.float32)
+    h, dab = unmix_h_dab(od, matrix)
+    assert h[0, 0] == pytest.approx(0.5, abs=1e-5)
+    assert dab[0, 0] == pytest.approx(0.3, abs=1e-5)
+
+
+def test_macenko_recovers_vectors_on_the_real_image():
+    od = rgb_to_od(data.immunohistochemistry())
+    matrix = estimate_stain_vectors(od)
+    # within 25 degrees of Ruifrok's H-DAB (else it would fall back exactly to them)
+    cos = np.sum(matrix[:2] * stain_matrix()[:2], axis=1)
+    assert np.all(cos > np.cos(np.deg2rad(25)))
+
+
+def test_asco_cap_rules():
+    assert asco_cap_category(100, 50, 11) == 3
+    assert asco_cap_category(100, 11, 10) == 2
+    assert asco_cap_category(11, 10, 0) == 1
+    assert asco_cap_category(10, 0, 0) == 0
+
+
+def test_cell_classes():
+    cls, complete = classify_cells(
+        [0.05, 0.25, 0.5, 0.9, 0.9, 0.3], [0.05, 0.5, 1.0, 1.0, 0.5, 1.0]
+    )
+    assert cls.tolist() == [0, 1, 2, 3, 1, 1]
+    assert complete.tolist() == [False, False, True, True, False, True]
+
+
+def test_score_biopsy_h_score():
+    cells = pd.DataFrame({"her2_class": [0] * 10 + [1] * 20 + [2] * 30 + [3] * 40})
+    out = score_biopsy(cells)
+    assert out["h_score"] == pytest.approx(20 + 60 + 120)
+    assert out["asco_cap_label"] == "3+"
+    assert out["pct_complete"] == pytest.approx(70)
+
+
+def test_paired_changes_and_errors():
+    samples = pd.DataFrame(
+        {
+            "patient_id": ["A", "A", "B"],
+            "timepoint": ["pre", "post", "pre"],
+            "h_score": [250.0, 60.0, 100.0],
+            "pct_complete": [80.0, 5.0, 30.0],
+            "asco_cap": [3, 1, 2],
+        }
+    )
+    out = paired_changes(samples).set_index("patient_id")
+    assert out.loc["A", "h_score_change"] == pytest.approx(-190)
+    assert np.isnan(out.loc["B", "h_score_change"])
+    with pytest.raises(InputError, match="timepoint"):
+        paired_changes(samples.assign(timepoint=["pre", "later", "pre"]))
+    with pytest.raises(InputError, match="one biopsy per patient"):
+        paired_changes(pd.concat([samples, samples.iloc[[0]]]))
+
+
+def test_real_ihc_image_cells_and_membrane_dab():
+    rgb = data.immunohistochemistry()  # real HER2-like membrane DAB; ~0.5 um/px assumed
+    cells, labels, summary = score_image(rgb, 0.5)
+    # ~250 nuclei visible by eye (epithelium + stroma); at the default settings 252 are found
+    assert 150 <= len(cells) <= 400
+    assert 80 <= summary["n_tumour_cells"] <= 250
+    h, dab = unmix_h_dab(rgb_to_od(rgb))
+    band = labels["membrane_band"] > 0
+    nuclei = labels["nuclei"] > 0
+    # membrane band pixels clearly more DAB than nuclear pixels (0.62 vs 0.30 OD)
+    assert dab[band].mean() > 1.5 * dab[nuclei].mean()
+    assert h[nuclei].mean() > 2 * h[band].mean()
+    # stained epithelium: a clearly HER2-positive pattern
+    assert summary["asco_cap"] >= 2
+    overlay = class_overlay(rgb, labels["cells"], cells)
+    out = Path("/tmp/figs")
+    out.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    Image.fromarray(overlay).save(out / "ihc_real_overlay.png")
+    assert overlay.shape == rgb.shape and (overlay != rgb).any()
