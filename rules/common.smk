@@ -3,8 +3,6 @@
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 sys.path.insert(0, str(Path(workflow.basedir, "scripts")))
 
 from sepher.errors import InputError
@@ -15,7 +13,6 @@ _config_name = (
     ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
 )
 check_config(config, SCHEMA, config_file=_config_name)
-validate(config, schema="../config/schemas/config.schema.yaml", set_default=True)
 
 
 def _as_level(value):
@@ -33,13 +30,6 @@ SURVIVAL["categorical"] = {
     column: [_as_level(v) for v in levels]
     for column, levels in SURVIVAL["categorical"].items()
 }
-for _key in ("km_os", "km_pfs2", "km_by_line"):
-    config["figures"].setdefault(_key, {})
-    validate(
-        config["figures"][_key],
-        schema="../config/schemas/km_axis.schema.yaml",
-        set_default=True,
-    )
 
 INPUT_KEYS = ("cohort", "plates", "images")
 for _key in INPUT_KEYS:

@@ -7,7 +7,9 @@ message form (file, key, value, expectation) instead of a schema dump.
 
 from __future__ import annotations
 
+import copy
 import difflib
+from pathlib import Path
 
 import jsonschema
 import yaml
@@ -28,8 +30,54 @@ def _allowed_keys(schema, path):
     return sorted(node.get("properties", {}))
 
 
-def check_config(config: dict, schema_path, config_file="config") -> None:
-    """Raise :class:`InputError` for the first schema violation in `config`.
+def load_schema(schema_path) -> dict:
+    """Load a YAML JSON schema, inlining ``$ref`` to sibling schema files.
+
+    Each stage keeps its section in its own file (``config/schemas/<stage>.schema.yaml``),
+    referenced from the main schema as ``$ref: <stage>.schema.yaml``.
+    """
+    schema_path = Path(schema_path)
+    with schema_path.open() as stream:
+        schema = yaml.safe_load(stream)
+
+    def inline(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.endswith(".yaml"):
+                return load_schema(schema_path.parent / ref)
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return inline(schema)
+
+
+def fill_defaults(config: dict, schema: dict) -> dict:
+    """Insert the schema's ``default`` of every absent key, recursively (in place)."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node):
+        ref = node.get("$ref", "")
+        return defs[ref.rsplit("/", 1)[-1]] if ref.startswith("#/$defs/") else node
+
+    def fill(instance, node):
+        node = resolve(node)
+        for key, sub in node.get("properties", {}).items():
+            sub = resolve(sub)
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if isinstance(instance.get(key), dict):
+                fill(instance[key], sub)
+
+    fill(config, schema)
+    return config
+
+
+def check_config(config: dict, schema_path, config_file="config") -> dict:
+    """Validate `config`, fill its defaults and return it.
+
+    Raises :class:`InputError` for the first schema violation in `config`.
 
     Parameters
     ----------
@@ -40,12 +88,11 @@ def check_config(config: dict, schema_path, config_file="config") -> None:
     config_file : str
         Name of the config file(s), for the message.
     """
-    with open(schema_path) as stream:
-        schema = yaml.safe_load(stream)
+    schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if not errors:
-        return
+        return fill_defaults(config, schema)
     error = errors[0]
     if error.validator == "additionalProperties":
         allowed = _allowed_keys(schema, list(error.absolute_path))

@@ -1,0 +1,162 @@
+"""The images sample sheet: one TSV row per image file (SPEC ``images``).
+
+:func:`read_sample_sheet` validates every row before any image is opened and
+returns the rows with an absolute ``file`` column. Paths are relative to the
+sheet's folder and may not point outside it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pandas as pd
+
+from sepher.errors import InputError
+from sepher.io.identifiers import check_pseudonymous_ids
+
+COMMON_COLUMNS = ("image_id", "path", "assay", "pixel_size_um")
+IF_COLUMNS = ("cell_line", "condition", "replicate", "her2_channel", "nuclear_channel")
+IHC_COLUMNS = ("patient_id", "timepoint")
+ASSAYS = ("IF", "IHC")
+TIMEPOINTS = ("pre", "post")
+
+
+def _require(table, file, columns, rows_label):
+    for column in columns:
+        if column not in table.columns:
+            close = difflib.get_close_matches(column, list(table.columns), n=1)
+            raise InputError(
+                file,
+                f"a column named '{column}' ({rows_label})",
+                column=column,
+                value=None,
+                hint=f"Found '{close[0]}': rename it." if close else None,
+            )
+
+
+def _fail(file, row_index, column, value, expected, image_id=None):
+    row = row_index + 1
+    label = f"{row} (image_id {image_id})" if image_id else row
+    raise InputError(file, expected, row=label, column=column, value=value)
+
+
+def _integer(table, file, index, column, minimum=0, blank_ok=False):
+    value = table.at[index, column]
+    if value == "" and blank_ok:
+        return None
+    try:
+        number = int(value)
+        if str(number) != value.strip() or number < minimum:
+            raise ValueError
+    except ValueError:
+        _fail(file, index, column, value, f"an integer >= {minimum}", table.at[index, "image_id"])
+    return number
+
+
+def read_sample_sheet(path, assay=None) -> pd.DataFrame:
+    """Read and validate the images sample sheet.
+
+    Parameters
+    ----------
+    path : path
+        TSV sample sheet.
+    assay : {"IF", "IHC"}, optional
+        Keep only rows of this assay (validated all the same).
+
+    Returns
+    -------
+    DataFrame
+        The sheet's columns (strings, numbers parsed: ``pixel_size_um``
+        float, channels int, ``membrane_channel`` int or -1 when absent,
+        ``replicate`` str) plus ``file``: the absolute image path.
+
+    Raises
+    ------
+    InputError
+        Missing file or column, empty sheet, duplicate image_id, unknown
+        assay or timepoint, bad number, path outside the sheet's folder or
+        missing image file, identifier-like patient_id.
+    """
+    file = str(path)
+    sheet_path = Path(path)
+    if not sheet_path.is_file():
+        raise InputError(file, "an existing TSV sample sheet", value=file)
+    try:
+        table = pd.read_csv(sheet_path, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise InputError(file, f"a tab-separated text file ({error})") from error
+    except pd.errors.EmptyDataError as error:
+        raise InputError(file, "a header row and at least one image row") from error
+    table.columns = [c.strip() for c in table.columns]
+    table = table.map(str.strip)
+    if len(table) == 0:
+        raise InputError(file, "at least one image row below the header (the sheet is empty)")
+    _require(table, file, COMMON_COLUMNS, "every row")
+    for index, value in table["assay"].items():
+        if value.upper() not in ASSAYS:
+            _fail(file, index, "assay", value, "IF or IHC", table.at[index, "image_id"])
+        table.at[index, "assay"] = value.upper()
+    if (table["assay"] == "IF").any():
+        _require(table, file, IF_COLUMNS, "IF rows")
+    if (table["assay"] == "IHC").any():
+        _require(table, file, IHC_COLUMNS, "IHC rows")
+    duplicated = table["image_id"].duplicated()
+    if duplicated.any():
+        index = int(duplicated.to_numpy().nonzero()[0][0])
+        _fail(file, index, "image_id", table.at[index, "image_id"], "a unique image_id")
+    root = sheet_path.resolve().parent
+    files, pixel_sizes = [], []
+    for index, row in table.iterrows():
+        image_id = row["image_id"]
+        if not image_id:
+            _fail(file, index, "image_id", "", "a non-empty image_id")
+        try:
+            size = float(row["pixel_size_um"])
+            if not size > 0:
+                raise ValueError
+        except ValueError:
+            _fail(file, index, "pixel_size_um", row["pixel_size_um"], "a pixel size > 0 in µm", image_id)
+        pixel_sizes.append(size)
+        image = (root / row["path"]).resolve()
+        if Path(row["path"]).is_absolute() or not image.is_relative_to(root):
+            _fail(
+                file,
+                index,
+                "path",
+                row["path"],
+                f"a path inside the sheet's folder {root} (relative to it)",
+                image_id,
+            )
+        if not image.is_file():
+            _fail(file, index, "path", row["path"], "an existing image file", image_id)
+        files.append(str(image))
+    table["pixel_size_um"] = pixel_sizes
+    table["file"] = files
+    if_rows = table.index[table["assay"] == "IF"]
+    if len(if_rows):
+        if "membrane_channel" not in table.columns:
+            table["membrane_channel"] = ""
+        for column in ("her2_channel", "nuclear_channel", "membrane_channel"):
+            values = {}
+            for index in if_rows:
+                number = _integer(table, file, index, column, blank_ok=column == "membrane_channel")
+                values[index] = -1 if number is None else number
+            table[column] = pd.Series(values, dtype="Int64")
+        for column in ("cell_line", "condition", "replicate"):
+            for index in if_rows:
+                if not table.at[index, column]:
+                    _fail(file, index, column, "", f"a non-empty {column} for IF rows", table.at[index, "image_id"])
+    ihc_rows = table.index[table["assay"] == "IHC"]
+    if len(ihc_rows):
+        for index in ihc_rows:
+            value = table.at[index, "timepoint"].lower()
+            if value not in TIMEPOINTS:
+                _fail(file, index, "timepoint", table.at[index, "timepoint"], "pre or post", table.at[index, "image_id"])
+            table.at[index, "timepoint"] = value
+        check_pseudonymous_ids(
+            table.loc[ihc_rows, "patient_id"], file, column="patient_id", rows=[i + 1 for i in ihc_rows]
+        )
+    if assay is not None:
+        table = table[table["assay"] == assay].reset_index(drop=True)
+    return table
