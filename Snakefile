@@ -18,6 +18,9 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/survival.smk"
+include: "rules/doseresponse.smk"
+include: "rules/imaging.smk"
+include: "rules/ihc.smk"
 include: "rules/figures.smk"
 include: "rules/report.smk"
 

@@ -1,0 +1,1 @@
+# doseresponse stage: rules, figure targets and their registration (FIGURES/TABLES).

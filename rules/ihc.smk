@@ -1,0 +1,1 @@
+# ihc stage: rules, figure targets and their registration (FIGURES/TABLES).

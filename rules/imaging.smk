@@ -1,0 +1,1 @@
+# imaging stage: rules, figure targets and their registration (FIGURES/TABLES).
