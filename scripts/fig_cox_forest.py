@@ -1,7 +1,7 @@
 """Rule fig8_cox_forest: forest plot of the multivariate Cox models."""
 
 from sepher.figures.forest import plot_forest
-from sepher.figures.labels import VARIABLE_LABELS
+from sepher.figures.labels import ENDPOINT_LABELS, VARIABLE_LABELS
 from sepher.figures.style import house_style, save_figure
 from sepher.io.tables import read_table
 from sepher.workflow import run_logged
@@ -13,7 +13,7 @@ def main(smk):
         fig = plot_forest(
             cox,
             endpoints=("OS", "PFS2"),
-            endpoint_labels={"OS": "Overall survival", "PFS2": "PFS on second-line T-DM1"},
+            endpoint_labels=ENDPOINT_LABELS,
             simulated=smk.params.simulated,
             term_labels=VARIABLE_LABELS,
         )

@@ -38,7 +38,7 @@ def main(smk):
             "lower": row["hr_lower"],
             "upper": row["hr_upper"],
             "p": row["p"],
-            "label": f"HR {labels[levels[1]]} vs {labels[levels[0]]}",
+            "label": f"{labels[levels[1]]} vs {labels[levels[0]]}",
         }
     with house_style(smk.input.style):
         fig = plot_km(

@@ -1,5 +1,6 @@
 """Rule figS3_ph_diagnostics: scaled Schoenfeld residuals with PH tests."""
 
+from sepher.figures.labels import ENDPOINT_LABELS, coefficient_label
 from sepher.figures.style import house_style, save_figure
 from sepher.figures.zph_plot import plot_schoenfeld
 from sepher.io.tables import read_table
@@ -14,7 +15,13 @@ def main(smk):
     residuals = residuals.dropna(axis=1, how="all")
     ph = ph[ph["endpoint"] == endpoint].drop(columns="endpoint")
     with house_style(smk.input.style):
-        fig = plot_schoenfeld(residuals, ph, simulated=smk.params.simulated)
+        fig = plot_schoenfeld(
+            residuals,
+            ph,
+            simulated=smk.params.simulated,
+            coefficient_labels={c: coefficient_label(c) for c in residuals.columns},
+            title=f"{ENDPOINT_LABELS.get(endpoint, endpoint)}, multivariate model",
+        )
         save_figure(fig, smk.output.pdf, smk.output.png)
 
 

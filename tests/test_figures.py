@@ -22,7 +22,9 @@ from lifelines import CoxPHFitter, KaplanMeierFitter  # noqa: E402
 from lifelines.datasets import load_gbsg2  # noqa: E402
 from lifelines.statistics import logrank_test, proportional_hazard_test  # noqa: E402
 from lifelines.utils import median_survival_times  # noqa: E402
-from sepher.figures import flow, forest, km_plot, style, tables, zph_plot  # noqa: E402
+from scipy.stats import chi2  # noqa: E402
+
+from sepher.figures import flow, forest, km_plot, labels, style, tables, zph_plot  # noqa: E402
 
 DAYS_PER_MONTH = 30.4375
 
@@ -205,15 +207,37 @@ def _digest(path) -> str:
 
 
 def _all_texts(fig):
-    return [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
+    """Visible, non-empty texts that are drawn (tick labels outside the view are not)."""
+    undrawn = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            eps = 1e-9 * max(1.0, abs(hi - lo))
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not lo - eps <= tick.get_loc() <= hi + eps:
+                    undrawn.update({id(tick.label1), id(tick.label2)})
+    return [
+        t
+        for t in fig.findobj(matplotlib.text.Text)
+        if t.get_visible() and t.get_text() and id(t) not in undrawn
+    ]
+
+
+def _extent(t, renderer):
+    """Rendered box of a text, its background box (e.g. the stamp's frame) included."""
+    box = t.get_window_extent(renderer)
+    patch = t.get_bbox_patch()
+    if patch is not None:
+        box = matplotlib.transforms.Bbox.union([box, patch.get_window_extent(renderer)])
+    return box
 
 
 def _overlaps(fig, texts=None):
-    """Pairs of visible, non-empty texts whose rendered boxes intersect."""
+    """Pairs of visible, non-empty texts whose rendered boxes (frames included) intersect."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     texts = texts if texts is not None else _all_texts(fig)
-    boxes = [(t, t.get_window_extent(renderer)) for t in texts]
+    boxes = [(t, _extent(t, renderer)) for t in texts]
     pairs = []
     for i, (a, ba) in enumerate(boxes):
         for b, bb in boxes[i + 1 :]:
@@ -231,7 +255,7 @@ def _inside_figure(fig):
     w, h = fig.canvas.get_width_height()
     out = []
     for t in _all_texts(fig):
-        b = t.get_window_extent(renderer)
+        b = _extent(t, renderer)
         if b.x0 < -0.5 or b.y0 < -0.5 or b.x1 > w + 0.5 or b.y1 > h + 0.5:
             out.append(t.get_text())
     return out
@@ -415,6 +439,162 @@ def test_km_rejects_missing_columns(in_style, km_two):
         )
 
 
+# study-length labels: the cohort figures' group names and comparison
+LONG_GROUPS = {"no": "Pertuzumab-naive", "yes": "Pertuzumab-pretreated"}
+# GBSG2 horTh yes vs no, R coxph: HR 0.695 (0.544-0.888), p = 0.0036
+LONG_HR = {
+    "hr": 0.69,
+    "lower": 0.54,
+    "upper": 0.89,
+    "p": 0.0036,
+    "label": "Pertuzumab-pretreated vs Pertuzumab-naive",
+}
+
+
+def _axes(fig, gid):
+    return next(a for a in fig.axes if a.get_gid() == gid)
+
+
+def _unwrap(text: str) -> str:
+    """Undo line wrapping: a break after a hyphen joins, any other break is a space."""
+    return " ".join(text.replace("-\n", "-").split())
+
+
+def _suptitle_text(fig):
+    return next(t for t in _all_texts(fig) if t is getattr(fig, "_suptitle", None))
+
+
+def test_wrap_to_width_breaks_only_between_words(in_style):
+    fig = plt.figure(figsize=(3, 2))
+    renderer = fig.canvas.get_renderer()
+    text = "(Pertuzumab-pretreated vs Pertuzumab-naive)"
+    limit = style.text_width_px("(Pertuzumab-pretreated", renderer, 7)
+    wrapped = style.wrap_to_width(text, limit, renderer, 7)
+    assert wrapped == "(Pertuzumab-pretreated\nvs Pertuzumab-naive)"
+    # narrower than a word: the word breaks after its hyphen, never inside
+    narrow = style.wrap_to_width(text, limit * 0.7, renderer, 7)
+    assert narrow.split("\n")[0] == "(Pertuzumab-" and _unwrap(narrow) == text
+    for line in narrow.split("\n"):
+        assert style.text_width_px(line, renderer, 7) <= limit * 0.7 or " " not in line
+    kept = style.wrap_to_width(
+        "Age (years)  (p = 0.034)", 1.0, renderer, 7, keep_together=["(p = 0.034)"]
+    )
+    assert kept.split("\n")[-1] == "(p = 0.034)"
+    plt.close(fig)
+
+
+def test_thin_ticks_stride():
+    assert km_plot.thin_ticks([0, 10, 20, 30, 40], widest_px=7.0, gap_px=2.0) == 1
+    assert km_plot.thin_ticks([0, 10, 20, 30, 40], widest_px=15.0, gap_px=2.0) == 2
+    assert km_plot.thin_ticks([0, 10, 20, 30, 40], widest_px=25.0, gap_px=2.0) == 3
+
+
+def test_km_long_hr_label_fits_axes(in_style, km_two):
+    curves, medians, at_risk, p = km_two
+    fig = km_plot.plot_km(
+        curves,
+        medians,
+        at_risk,
+        endpoint_label="surgery",
+        group_labels=LONG_GROUPS,
+        logrank_p=p,
+        hr=LONG_HR,
+        simulated=True,
+        title="Overall survival",
+    )
+    ax = _axes(fig, "km")
+    note = next(t for t in ax.texts if t.get_gid() == "tests")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box, axes_box = _extent(note, renderer), ax.get_window_extent(renderer)
+    # never beyond the sides of the axes; inside it, or above it under the median table
+    assert axes_box.x0 - 0.5 <= box.x0 and box.x1 <= axes_box.x1 + 0.5
+    inside = axes_box.y0 - 0.5 <= box.y0 and box.y1 <= axes_box.y1 + 0.5
+    assert inside or box.y0 >= axes_box.y1 - 0.5
+    lines = note.get_text().split("\n")
+    assert lines[:2] == ["Log-rank p = 0.0034", "HR 0.69 (0.54\u20130.89), p = 0.0036"]
+    assert _unwrap("\n".join(lines[2:])) == "(Pertuzumab-pretreated vs Pertuzumab-naive)"
+    if inside:  # where it sits inside, it hides no step of a survival curve
+        for line in ax.lines:
+            if line.get_marker() in ("None", "", None) and line.get_linestyle() == "-":
+                xy = ax.transData.transform(np.c_[line.get_xdata(), line.get_ydata()])
+                assert not np.any(
+                    (xy[:, 0] > box.x0)
+                    & (xy[:, 0] < box.x1)
+                    & (xy[:, 1] > box.y0)
+                    & (xy[:, 1] < box.y1)
+                )
+    # long group labels in the at-risk table: the plot keeps >= 60% of the width
+    assert ax.get_window_extent(renderer).width >= 0.6 * fig.bbox.width
+    assert _overlaps(fig) == [] and _inside_figure(fig) == []
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Progression-free survival on T-DM1 by line of therapy",
+        "Progression-free survival on second-line T-DM1 (PFS2) in pertuzumab-pretreated "
+        "and pertuzumab-naive patients with HER2-positive advanced breast cancer",
+    ],
+)
+def test_km_long_title_clears_the_stamp(in_style, km_two, title):
+    curves, medians, at_risk, p = km_two
+    fig = km_plot.plot_km(
+        curves,
+        medians,
+        at_risk,
+        endpoint_label="surgery",
+        group_labels=LONG_GROUPS,
+        logrank_p=p,
+        simulated=True,
+        title=title,
+    )
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    stamp = next(t for t in fig.texts if t.get_gid() == "simulated-stamp")
+    suptitle = _suptitle_text(fig)
+    assert _extent(suptitle, renderer).x1 < _extent(stamp, renderer).x0  # ends before it
+    assert _unwrap(suptitle.get_text()) == title  # wrapped between words only
+    assert suptitle.get_text().count("\n") >= 1
+    assert _overlaps(fig) == [] and _inside_figure(fig) == []
+
+
+def test_km_thins_tight_ticks(in_style, gbsg2):
+    ticks = np.arange(0, 85, 2.0)  # 43 ticks on a 89 mm figure: numbers would collide
+    curves, medians, at_risk = km_inputs(gbsg2, "horTh", ticks)
+    fig = km_plot.plot_km(
+        curves, medians, at_risk, endpoint_label="surgery", group_labels=LONG_GROUPS
+    )
+    ax, ax_risk = _axes(fig, "km"), _axes(fig, "at-risk")
+    kept = ax.get_xticks()
+    stride = int(round((kept[1] - kept[0]) / 2.0))
+    assert stride > 1
+    np.testing.assert_allclose(kept, ticks[::stride])  # every k-th tick, from 0
+    numbers = [t for t in ax_risk.texts if t.get_gid() == "at-risk-number"]
+    for row, level in enumerate(["no", "yes"]):
+        row_texts = sorted(
+            (t for t in numbers if t.get_position()[1] == row), key=lambda t: t.get_position()[0]
+        )
+        np.testing.assert_allclose([t.get_position()[0] for t in row_texts], kept)
+        expected = [int((gbsg2.loc[gbsg2.horTh == level, "months"] >= x).sum()) for x in kept]
+        assert [int(t.get_text()) for t in row_texts] == expected
+    assert _overlaps(fig) == [] and _inside_figure(fig) == []
+
+
+def test_stamp_inside_canvas_and_clear_of_suptitle(in_style):
+    fig, ax = plt.subplots(figsize=(style.mm(89), style.mm(60)))
+    ax.plot([0, 1], [0, 1])
+    title = "A figure title long enough to run under the simulated-data stamp of the figure"
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    style.stamp_simulated(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    stamp = next(t for t in fig.texts if t.get_gid() == "simulated-stamp")
+    assert _extent(_suptitle_text(fig), renderer).x1 < _extent(stamp, renderer).x0
+    assert _unwrap(fig.get_suptitle()) == title
+    assert _overlaps(fig) == [] and _inside_figure(fig) == []
+
+
 # --------------------------------------------------------------------------- forest
 def test_forest_rows_and_text_columns(in_style, gbsg2):
     table = cox_table(gbsg2)
@@ -426,7 +606,8 @@ def test_forest_rows_and_text_columns(in_style, gbsg2):
     multi = table[table.model == "multivariate"]
     for _, r in multi.iterrows():
         assert style.format_ci(r.hr, r.hr_lower, r.hr_upper) in texts
-    assert "Overall survival  (n = 686, events = 299)" in texts  # GBSG2: 686 patients, 299 events
+    assert "Overall survival" in texts
+    assert "n = 686, events = 299" in texts  # GBSG2: 686 patients, 299 events
     assert not any("99.00" in t for t in texts)  # univariate rows are not drawn
     ax = axes["forest-OS"]
     assert ax.get_xscale() == "log"
@@ -439,6 +620,25 @@ def test_forest_rows_and_text_columns(in_style, gbsg2):
     assert _overlaps(fig) == [] and _inside_figure(fig) == []
     assert not _stamped(fig)
     assert _stamped(forest.plot_forest(table, simulated=True))
+
+
+def test_forest_long_panel_titles_fit(in_style, gbsg2):
+    table = cox_table(gbsg2)
+    long = "Progression-free survival on second-line T-DM1 after first-line pertuzumab"
+    fig = forest.plot_forest(
+        table, endpoint_labels={"OS": "Overall survival", "PFS2": long}, simulated=True
+    )
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    titles = [t for t in fig.texts if t.get_gid() == "panel-title"]
+    counts = [t.get_text() for t in fig.texts if t.get_gid() == "panel-n"]
+    assert counts[0] == "n = 686, events = 299"  # GBSG2: 686 patients, 299 events
+    assert _unwrap(titles[1].get_text()) == long and "\n" in titles[1].get_text()
+    # each title stays over its own panel: it ends before the next one starts
+    axes = [_axes(fig, "forest-OS"), _axes(fig, "forest-PFS2")]
+    assert _extent(titles[0], renderer).x1 < axes[1].get_window_extent(renderer).x0
+    assert _extent(titles[1], renderer).x1 <= fig.bbox.width
+    assert _overlaps(fig) == [] and _inside_figure(fig) == []
 
 
 # --------------------------------------------------------------------------- flow
@@ -510,6 +710,55 @@ def test_table_forty_rows_six_columns(in_style):
     assert min(sizes) >= tables.MIN_FONT_PT
 
 
+def test_table_headers_break_between_words_only(in_style, gbsg2):
+    t1 = table1_frame(gbsg2).rename(
+        columns={
+            "No hormone therapy (n = 440)": "Pertuzumab-naive\n(n = 440)",
+            "Hormone therapy (n = 246)": "Pertuzumab-pretreated\n(n = 246)",
+        }
+    )
+    t1["Missing"] = [0.0, 2.0, 0.0, np.nan, np.nan, np.nan, np.nan, np.nan]  # counts read as floats
+    for width in (None, 89.0):  # 89 mm forces the narrowest headers
+        fig = tables.render_table(t1, title="Table 1", simulated=True, width_mm=width)
+        headers = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "header"]
+        originals = [" ".join(str(c).split()) for c in [t1.columns[0], *t1.columns[2:]]]
+        assert [_unwrap(h) for h in headers] == originals
+        cells = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "cell"]
+        assert "2" in cells and "0" in cells and "0.00" not in cells and "2.00" not in cells
+        assert _overlaps(fig) == [] and _inside_figure(fig) == []
+    # at full width no header word is broken at all, hyphenated ones included
+    fig = tables.render_table(t1, title="Table 1")
+    headers = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "header"]
+    assert "Pertuzumab-naive\n(n = 440)" in headers
+    assert "Pertuzumab-pretreated\n(n = 246)" in headers
+
+
+def test_table_text_columns_left_numbers_centred(in_style):
+    cox = pd.DataFrame(
+        {
+            "Variable": ["Overall survival (OS)"] * 2 + ["PFS2"] * 2,
+            "level": ["Hormone therapy: yes vs no", "Age (years)"] * 2,
+            "HR (95% CI)": ["0.69 (0.54\u20130.89)", "1.00 (0.98\u20131.01)"] * 2,
+            "p": [0.0036, 0.61, 0.01, 0.2],
+            "Events": [299.0, 299.0, 250.0, 250.0],
+        }
+    )
+    fig = tables.render_table(cox, bold_groups=True)
+    cells = [t for t in fig.axes[0].texts if t.get_gid() == "cell"]
+    by_text = {t.get_text(): t for t in cells}
+    assert [t.get_text() for t in cells].count("Overall survival (OS)") == 1  # heading row once
+    assert by_text["Overall survival (OS)"].get_fontweight() == "bold"
+    assert by_text["Hormone therapy: yes vs no"].get_horizontalalignment() == "left"
+    assert by_text["0.69 (0.54\u20130.89)"].get_horizontalalignment() == "center"
+    assert by_text["0.0036"].get_horizontalalignment() == "center"
+    assert "299" in by_text and "299.00" not in by_text
+    fig = tables.render_table(cox.drop(columns="level"), align=["left", "left", "left", "left"])
+    cells = [t for t in fig.axes[0].texts if t.get_gid() == "cell"]
+    assert {t.get_horizontalalignment() for t in cells} == {"left"}
+    with pytest.raises(ValueError, match="align"):
+        tables.render_table(cox, align=["left"])
+
+
 # --------------------------------------------------------------------------- zph
 def test_spline_smooth_properties():
     x = np.linspace(0, 1, 200)
@@ -560,6 +809,61 @@ def test_schoenfeld_factor_term_p(in_style, gbsg2):
     titles = {a.get_gid(): a.get_title(loc="left") for a in fig.axes}
     assert "p = 0.0047" in titles["tgrade_II"] and "p = 0.0047" in titles["tgrade_III"]
     assert not _stamped(fig)
+
+
+@pytest.mark.parametrize(
+    ("coefficient", "text"),
+    [
+        ("first_line_pertuzumabyes", "First-line pertuzumab: yes"),
+        ("ecog1", "ECOG performance status: 1"),
+        ("hormone_receptornegative", "Hormone receptor: negative"),
+        ("n_metastatic_sites", "Metastatic sites (n)"),
+        ("age_at_advanced_dx", "Age at advanced diagnosis (years)"),
+        ("nodes", "Nodes"),  # the short key "n" does not claim it
+    ],
+)
+def test_coefficient_label(coefficient, text):
+    assert labels.coefficient_label(coefficient) == text
+
+
+def test_schoenfeld_readable_labels_and_global_test(in_style, gbsg2):
+    residuals, ph_table, _ = schoenfeld_inputs(gbsg2)
+    # R cox.zph(transform = "km") on GBSG2: GLOBAL chi-square 24.421 on 9 df (p = 0.0037)
+    ph = pd.concat(
+        [ph_table, pd.DataFrame([{"term": "GLOBAL", "chisq": 24.421, "df": 9, "p": 0.0}])],
+        ignore_index=True,
+    )
+    ph.loc[ph.term == "GLOBAL", "p"] = chi2.sf(24.421, 9)
+    names = {
+        "horTh": "Hormone therapy",
+        "age": "Age (years)",
+        "tgrade": "Tumour grade",
+        "pnodes": "Positive lymph nodes (n)",
+        "progrec": "Progesterone receptor (fmol/l)",
+    }
+    coefs = [c for c in residuals.columns if c not in ("time", "transformed_time")]
+    fig = zph_plot.plot_schoenfeld(
+        residuals,
+        ph,
+        simulated=True,
+        coefficient_labels={c: labels.coefficient_label(c, names) for c in coefs},
+        title="Recurrence-free survival, multivariate model",
+    )
+    assert fig.get_suptitle() == (
+        "Recurrence-free survival, multivariate model: GLOBAL test p = 0.0037"
+    )
+    panels = {a.get_gid(): a for a in fig.axes if a.get_visible()}
+    assert "Tumour grade: III" in _unwrap(panels["tgrade_III"].get_title(loc="left"))
+    assert _unwrap(panels["progrec"].get_title(loc="left")).startswith(
+        "Progesterone receptor (fmol/l)"
+    )
+    assert {a.get_ylabel() for a in panels.values()} == {"\u03b2(t)"}
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in panels.values():  # titles wrap to their panel
+        title = next(t for t in _all_texts(fig) if t is ax._left_title)
+        assert _extent(title, renderer).width <= ax.get_window_extent(renderer).width + 1.0
+    assert _overlaps(fig) == [] and _inside_figure(fig) == [] and _stamped(fig)
 
 
 # --------------------------------------------------------------------------- all figures

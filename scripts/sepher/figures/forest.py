@@ -27,6 +27,7 @@ from .style import (
     mm,
     require_columns,
     stamp_simulated,
+    wrap_to_width,
 )
 
 COX_COLUMNS = (
@@ -46,6 +47,8 @@ COX_COLUMNS = (
 
 ROW_MM = 4.4  # row pitch
 FONT_PT = 6.5
+TITLE_PT = 7.5
+_PT_MM = 25.4 / 72.0
 _NICE_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 4, 5, 10, 20, 50, 100)
 
 
@@ -168,7 +171,23 @@ def plot_forest(
             f"labels too wide for a {width_mm:.0f} mm figure; pass shorter term_labels"
         )
 
-    top = 2.0 + (4.0 if simulated else 0.0) + 8.0  # stamp strip + title + header
+    # panel titles: the endpoint (bold, wrapped to the panel width) over "n = , events ="
+    renderer = fig.canvas.get_renderer()
+    panel_w = plot_w + hr_col_w + p_col_w
+    titles = {}
+    for e in endpoints:
+        titles[e] = wrap_to_width(
+            str(endpoint_labels.get(e, e)),
+            panel_w / 25.4 * fig.dpi,
+            renderer,
+            TITLE_PT,
+            "bold",
+        )
+    title_lines = max(t.count("\n") + 1 for t in titles.values())
+    header_to_n = 1.2 + FONT_PT * 1.2 * _PT_MM + 1.0  # header row, then the n line
+    n_to_title = FONT_PT * 1.2 * _PT_MM + 0.6
+    title_h = title_lines * TITLE_PT * 1.2 * _PT_MM
+    top = 2.0 + (4.0 if simulated else 0.0) + header_to_n + n_to_title + title_h + 0.5
     bottom = 10.0
     height = top + n_rows * ROW_MM + bottom
     fig.set_size_inches(mm(width_mm), mm(height))
@@ -183,7 +202,8 @@ def plot_forest(
     ax_height = n_rows * ROW_MM / height
     x = left + label_w
     header_y = fy(top - 1.2)
-    title_y = fy(top - 5.8)
+    n_y = fy(top - header_to_n)
+    title_y = fy(top - header_to_n - n_to_title)
     axes = []
     for e in endpoints:
         sub = table[table["endpoint"] == e]
@@ -235,15 +255,25 @@ def plot_forest(
                 gid="p-text",
             )
         n, events = int(sub["n"].max()), int(sub["events"].max())
-        title = endpoint_labels.get(e, e)
         fig.text(
             fx(x),
             title_y,
-            f"{title}  (n = {n}, events = {events})",
+            titles[e],
             ha="left",
             va="bottom",
-            fontsize=7.5,
+            fontsize=TITLE_PT,
             fontweight="bold",
+            gid="panel-title",
+        )
+        fig.text(
+            fx(x),
+            n_y,
+            f"n = {n}, events = {events}",
+            ha="left",
+            va="bottom",
+            fontsize=FONT_PT,
+            color=GREY,
+            gid="panel-n",
         )
         fig.text(
             fx(x + plot_w + 2.0),

@@ -11,10 +11,12 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.transforms import offset_copy
 
 from .style import (
     GREY,
     SINGLE_COLUMN_MM,
+    fit_suptitle,
     format_ci,
     format_p,
     format_time,
@@ -22,11 +24,26 @@ from .style import (
     mm,
     require_columns,
     stamp_simulated,
+    text_width_px,
+    wrap_to_width,
 )
 
 CURVE_COLUMNS = ("group", "time", "n_risk", "n_event", "n_censor", "surv", "lower", "upper")
 MEDIAN_COLUMNS = ("group", "n", "events", "median", "lower", "upper")
 AT_RISK_COLUMNS = ("group", "time", "n_at_risk")
+
+#: Text size of the number-at-risk table, pt.
+AT_RISK_FONT_PT = 6.5
+#: Least share of the figure width left to the plot; longer group labels of the
+#: at-risk table (which set the left margin) are wrapped to keep it.
+MIN_PLOT_SHARE = 0.62
+#: Widest share of the axes width the test annotation may take before it is wrapped.
+NOTE_SHARE = 0.62
+#: Least free space between neighbouring tick labels / at-risk numbers, pt.
+TICK_GAP_PT = 3.0
+#: Least height of the plot, mm, and of one text line of the at-risk table, mm.
+MIN_PLOT_MM = 40.0
+AT_RISK_ROW_MM = 3.2
 
 
 _CORNER_ANCHOR = {
@@ -73,28 +90,83 @@ def _ink_points(ax, curves, groups, finite_medians, x_max):
     return ax.transAxes.inverted().transform(ax.transData.transform(xy)), weight
 
 
-def _emptiest_corner(ink, weight, size, exclude=()):
-    """Corner of the axes where a box of ``size`` (axes fraction) covers least ink."""
+def _corner_box(x, ha, y, va, size):
+    """Region (x0, y0, w, h), axes fraction, taken by a box anchored in a corner."""
     w, h = size[0] + 0.03, size[1] + 0.03
+    x0 = x - w if ha == "right" else x - 0.02
+    y0 = y - h if va == "top" else y - 0.02
+    return x0, y0, w, h
+
+
+def _ink_in_box(ink, weight, box):
+    x0, y0, w, h = box
+    inside = (ink[:, 0] >= x0) & (ink[:, 0] <= x0 + w) & (ink[:, 1] >= y0) & (ink[:, 1] <= y0 + h)
+    return float(weight[inside].sum())
+
+
+def _free_spot(ink, weight, size, n_grid: int = 9):
+    """A place for a box of ``size`` (axes fraction) covering no curve or CI band.
+
+    Corners are tried first (upper right, upper left, lower left, lower right),
+    then a grid of positions inside the axes. Median guide lines (weight 1)
+    may be covered, curves and bands (weight 10) not.
+
+    Returns
+    -------
+    tuple or None
+        ``((x, ha), (y, va))`` text anchor in axes fraction, or ``None`` when
+        every position covers a curve or band.
+    """
+    candidates = []  # (text anchor, region covered)
+    for loc in ("upper right", "upper left", "lower left", "lower right"):
+        (x, ha), (y, va) = _CORNER_ANCHOR[loc]
+        candidates.append((((x, ha), (y, va)), _corner_box(x, ha, y, va, size)))
+    w, h = size[0] + 0.03, size[1] + 0.03
+    if w <= 0.96 and h <= 0.96:
+        for y0 in np.linspace(0.98 - h, 0.02, n_grid):
+            for x0 in np.linspace(0.98 - w, 0.02, n_grid):
+                anchor = ((x0 + 0.015, "left"), (y0 + 0.015, "bottom"))
+                candidates.append((anchor, (x0, y0, w, h)))
     best = None
-    for loc, ((x, ha), (y, va)) in _CORNER_ANCHOR.items():
-        if loc in exclude:
-            continue
-        x0 = x - w if ha == "right" else x - 0.02
-        y0 = y - h if va == "top" else y - 0.02
-        inside = (
-            (ink[:, 0] >= x0) & (ink[:, 0] <= x0 + w) & (ink[:, 1] >= y0) & (ink[:, 1] <= y0 + h)
-        )
-        hits = float(weight[inside].sum())
-        if best is None or hits < best[1]:
-            best = (loc, hits)
-    return best
+    for anchor, box in candidates:
+        hits = _ink_in_box(ink, weight, box)
+        if hits < 10.0 and (best is None or hits < best[1]):
+            best = (anchor, hits)
+            if hits == 0:
+                break
+    return None if best is None else best[0]
 
 
 def _x_label(endpoint_label: str, time_unit: str) -> str:
     if str(endpoint_label).lower().startswith(time_unit.lower()):
         return str(endpoint_label)
     return f"{time_unit.capitalize()} from {endpoint_label}"
+
+
+def thin_ticks(positions_px, widest_px: float, gap_px: float) -> int:
+    """Smallest stride k such that every k-th tick leaves room for its label.
+
+    Parameters
+    ----------
+    positions_px : array_like
+        Display x of the ticks, increasing.
+    widest_px : float
+        Width of the widest label printed under a tick (tick label or
+        number at risk), pixels.
+    gap_px : float
+        Free space wanted between neighbouring labels, pixels.
+
+    Returns
+    -------
+    int
+        Stride ``k >= 1``; keep ``ticks[::k]``.
+    """
+    pos = np.asarray(positions_px, float)
+    need = widest_px + gap_px
+    k = 1
+    while k < max(len(pos), 1) and np.any(np.diff(pos[::k]) < need):
+        k += 1
+    return k
 
 
 def _tick_times(at_risk, time_max, tick_step):
@@ -152,21 +224,31 @@ def plot_km(
         Log-rank p-value to annotate.
     hr : mapping, optional
         ``dict(hr=, lower=, upper=, p=, label=)``: Cox hazard ratio with its
-        95% CI (``label`` e.g. "pretreated vs naive"; ``p`` optional).
+        95% CI (``label`` e.g. "Pertuzumab-pretreated vs Pertuzumab-naive",
+        printed in parentheses and wrapped to the width of the test lines;
+        ``p`` optional). The tests go where they hide no curve or band, else
+        above the axes under the median table.
     time_unit : str, default "months"
     time_max : float, optional
         Right end of the x axis (same unit as ``time``). Default: the later
         of the last at-risk time and the last curve time.
     tick_step : float, optional
         Keep only at-risk times that are multiples of this step as ticks.
+        When the labels under neighbouring ticks (tick labels, numbers at
+        risk) would touch, only every k-th tick is kept.
     simulated : bool, default False
         Stamp the figure "SIMULATED DATA".
     title : str, optional
+        Wrapped between words to the width left by the simulated-data stamp.
     ylabel : str, default "Survival probability"
     colours : mapping, optional
         Group value -> colour; default: study colours by display label,
         then the colour-blind-safe palette.
     width_mm : float, default 89 (single column)
+        Group labels of the at-risk table are wrapped (at spaces or after
+        hyphens) when they would leave the plot less than 62% of it; the
+        height grows so that the plot is at least 40 mm tall and the rows of
+        the at-risk table never touch.
 
     Returns
     -------
@@ -192,9 +274,23 @@ def plot_km(
     x_max = float(time_max) if time_max is not None else max(float(ticks[-1]), last_time)
 
     n_groups = len(groups)
-    main_h, risk_h = 56.0, 6.0 + 3.0 * n_groups
-    fig = plt.figure(figsize=(mm(width_mm), mm(main_h + risk_h + (5 if title else 0))))
-    grid = fig.add_gridspec(2, 1, height_ratios=[main_h, risk_h])
+    fig = plt.figure(figsize=(mm(width_mm), mm(80.0)))
+    renderer = fig.canvas.get_renderer()
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=7.5, fontweight="bold")
+    if simulated:
+        stamp_simulated(fig)  # also wraps a title that would run under the stamp
+    else:
+        fit_suptitle(fig)  # a title wider than the figure wraps
+    title_lines = fig.get_suptitle().count("\n") + 1 if title else 0
+    main_h = 56.0
+    title_h = 5.0 + 3.3 * (title_lines - 1) if title else 0.0
+
+    def risk_height(label_lines):
+        return 6.0 + 3.0 * n_groups * label_lines
+
+    fig.set_size_inches(mm(width_mm), mm(main_h + risk_height(1) + title_h))
+    grid = fig.add_gridspec(2, 1, height_ratios=[main_h, risk_height(1)])
     ax = fig.add_subplot(grid[0])
     ax_risk = fig.add_subplot(grid[1], sharex=ax)
     ax.set_gid("km")
@@ -261,8 +357,6 @@ def plot_km(
         if hr.get("p") is not None and np.isfinite(hr.get("p")):
             text += f", {format_p(float(hr['p']))}"
         notes.append(text)
-        if hr.get("label"):
-            notes.append(f"({hr['label']})")
 
     legend_kw = {
         "handles": handles,
@@ -273,29 +367,10 @@ def plot_km(
         "edgecolor": "none",
         "framealpha": 0.85,
     }
-    ink, weight = _ink_points(ax, curves, groups, finite_medians, x_max)
     # the median table sits above the curves, never on them
     legend = ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), borderaxespad=0.0, **legend_kw)
     legend.get_frame().set_linewidth(0)
     legend.set_gid("medians")
-
-    if notes:
-        note = ax.text(
-            0,
-            0,
-            "\n".join(notes),
-            transform=ax.transAxes,
-            linespacing=1.35,
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.0},
-            gid="tests",
-        )
-        fig.canvas.draw()
-        note_size = _size_in_axes(ax, note.get_window_extent())
-        note_loc, _ = _emptiest_corner(ink, weight, note_size)
-        (x, ha), (y, va) = _CORNER_ANCHOR[note_loc]
-        note.set_position((x, y))
-        note.set_horizontalalignment(ha)
-        note.set_verticalalignment(va)
 
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_xticks(ticks)
@@ -303,13 +378,78 @@ def plot_km(
     ax.set_ylabel(ylabel)
     ax.set_xlabel(_x_label(endpoint_label, time_unit))
     ax.tick_params(axis="x", labelbottom=True)
-    if title:
-        fig.suptitle(title, x=0.01, ha="left", fontsize=7.5, fontweight="bold")
+
+    ax_risk.set_ylim(n_groups - 0.5, -0.5)
+    ax_risk.set_yticks(range(n_groups))
+    ax_risk.set_yticklabels([str(group_labels[g]) for g in groups], fontsize=AT_RISK_FONT_PT)
+    for tick_label, g in zip(ax_risk.get_yticklabels(), groups, strict=True):
+        tick_label.set_color(colour[g])
+        tick_label.set_linespacing(1.1)
+    number_text = {
+        g: {float(t): f"{int(n)}" for t, n in zip(sub["time"], sub["n_at_risk"], strict=True)}
+        for g, sub in at_risk.groupby("group", sort=False)
+    }
+    widest_number = max(
+        (
+            text_width_px(n, renderer, AT_RISK_FONT_PT)
+            for g in groups
+            for n in number_text.get(g, {}).values()
+        ),
+        default=0.0,
+    )
+    # numbers are centred on the ticks: keep the group labels clear of the first one
+    pad_pt = 3.0 + 0.5 * widest_number * 72.0 / fig.dpi
+    ax_risk.tick_params(axis="y", length=0, pad=pad_pt)
+    ax_risk.tick_params(axis="x", length=0, labelbottom=False)
+    for spine in ax_risk.spines.values():
+        spine.set_visible(False)
+    ax_risk.set_title("Number at risk", loc="left", fontsize=6.5, fontweight="normal", pad=2)
+    ax_risk.patch.set_visible(False)
+
+    # long group labels set a wide left margin: wrap them if the plot gets too narrow
+    label_lines = 1
+    fig.canvas.draw()
+    fig_w_px = fig.get_size_inches()[0] * fig.dpi
+    deficit = MIN_PLOT_SHARE * fig_w_px - ax.get_window_extent(renderer).width
+    # how far the group labels reach left of the plot's own y label: all that wrapping can win
+    excess = ax.get_tightbbox(renderer).x0 - ax_risk.get_tightbbox(renderer).x0
+    if deficit > 0 and excess > 0:
+        widest_label = max(
+            text_width_px(str(group_labels[g]), renderer, AT_RISK_FONT_PT) for g in groups
+        )
+        budget = widest_label - min(deficit, excess) - 2.0
+        wrapped = [
+            wrap_to_width(str(group_labels[g]), budget, renderer, AT_RISK_FONT_PT) for g in groups
+        ]
+        wrapped_lines = max(label.count("\n") + 1 for label in wrapped)
+        if wrapped_lines > 1:
+            label_lines = wrapped_lines
+            ax_risk.set_yticklabels(wrapped, fontsize=AT_RISK_FONT_PT)
+            for tick_label, g in zip(ax_risk.get_yticklabels(), groups, strict=True):
+                tick_label.set_color(colour[g])
+                tick_label.set_linespacing(1.1)
+            grid.set_height_ratios([main_h, risk_height(label_lines)])
+            fig.set_size_inches(mm(width_mm), mm(main_h + risk_height(label_lines) + title_h))
+            renderer = fig.canvas.get_renderer()
+            fig.canvas.draw()
+
+    # thin the ticks when their labels or the numbers at risk would run into each other
+    tick_font = ax.get_xticklabels()[0].get_fontsize()
+    widest = max(
+        widest_number,
+        max(text_width_px(f"{x:g}", renderer, tick_font) for x in ticks),
+    )
+    tick_px = ax.transData.transform(np.c_[ticks, np.zeros_like(ticks)])[:, 0]
+    stride = thin_ticks(tick_px, widest, TICK_GAP_PT * fig.dpi / 72.0)
+    if stride > 1:
+        ticks = ticks[::stride]
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{x:g}" for x in ticks])
+    ax.set_xlim(0, x_max)
 
     # number-at-risk table: one row per group, numbers under the x ticks
     for row, g in enumerate(groups):
-        sub = at_risk[at_risk["group"] == g]
-        lookup = dict(zip(sub["time"].astype(float), sub["n_at_risk"], strict=False))
+        lookup = number_text.get(g, {})
         for t in ticks:
             n = lookup.get(float(t))
             if n is None:
@@ -317,27 +457,107 @@ def plot_km(
             ax_risk.text(
                 t,
                 row,
-                f"{int(n)}",
+                n,
                 ha="center",
                 va="center",
-                fontsize=6.5,
+                fontsize=AT_RISK_FONT_PT,
                 color=colour[g],
                 gid="at-risk-number",
             )
-    ax_risk.set_ylim(n_groups - 0.5, -0.5)
-    ax_risk.set_yticks(range(n_groups))
-    ax_risk.set_yticklabels([str(group_labels[g]) for g in groups], fontsize=6.5)
-    for tick_label, g in zip(ax_risk.get_yticklabels(), groups, strict=True):
-        tick_label.set_color(colour[g])
-    widest = max((len(f"{int(n)}") for n in at_risk["n_at_risk"]), default=1)
-    # numbers are centred on the ticks: keep the group labels clear of the first one
-    ax_risk.tick_params(axis="y", length=0, pad=3 + 0.5 * widest * 0.6 * 6.5)
-    ax_risk.tick_params(axis="x", length=0, labelbottom=False)
-    for spine in ax_risk.spines.values():
-        spine.set_visible(False)
-    ax_risk.set_title("Number at risk", loc="left", fontsize=6.5, fontweight="normal", pad=2)
-    ax_risk.patch.set_visible(False)
 
-    if simulated:
-        stamp_simulated(fig)
+    if notes:
+        label = f"({hr['label']})" if hr and hr.get("label") else None
+        _, header_mm = _place_note(fig, ax, (notes, label), curves, groups, finite_medians, x_max)
+        if header_mm > 0:  # keep the plot's height: the figure grows by the note
+            ratios = grid.get_height_ratios()
+            grid.set_height_ratios([ratios[0] + header_mm, ratios[1]])
+            w_in, h_in = fig.get_size_inches()
+            fig.set_size_inches(w_in, h_in + mm(header_mm))
+    _ensure_heights(fig, ax, ax_risk, grid, MIN_PLOT_MM, AT_RISK_ROW_MM * n_groups * label_lines)
     return fig
+
+
+def _ensure_heights(fig, ax, ax_risk, grid, plot_mm, risk_mm, rounds: int = 3):
+    """Grow the figure until the plot and the at-risk table reach their heights, mm.
+
+    Constrained layout shares what the titles, legend and labels leave over
+    between the two axes in a fixed ratio; a tall median table or many
+    groups can then squeeze the rows of the at-risk table into each other.
+    """
+    ratios = list(grid.get_height_ratios())
+    for _ in range(rounds):
+        fig.canvas.draw()
+        plot_h = ax.get_position().height * fig.get_size_inches()[1] * 25.4
+        risk_h = ax_risk.get_position().height * fig.get_size_inches()[1] * 25.4
+        short_plot, short_risk = plot_mm - plot_h, risk_mm - risk_h
+        if short_plot <= 0.05 and short_risk <= 0.05:
+            return
+        # the axes keep the height ratio: growing the figure by d grows both by their share
+        share_plot, share_risk = ratios[0] / sum(ratios), ratios[1] / sum(ratios)
+        grow = max(short_plot / share_plot, short_risk / share_risk, 0.0) + 0.2
+        w_in, h_in = fig.get_size_inches()
+        fig.set_size_inches(w_in, h_in + mm(grow))
+
+
+def _place_note(fig, ax, notes, curves, groups, finite_medians, x_max):
+    """Test annotation, wrapped to fit the axes, where it covers no curve or band.
+
+    ``notes`` is ``(statistics, label)``: lines of test results kept whole,
+    and an optional comparison label wrapped to their width. When every
+    place inside the axes would hide data, the note goes above the axes,
+    under the median table.
+
+    Returns
+    -------
+    note : matplotlib.text.Text
+    header_mm : float
+        Height the note adds above the axes, mm (0 when it sits inside).
+    """
+    note = ax.text(
+        0,
+        0,
+        "",
+        transform=ax.transAxes,
+        linespacing=1.35,
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.0},
+        gid="tests",
+    )
+    renderer = fig.canvas.get_renderer()
+    statistics, label = notes
+    for _ in range(2):  # wrap, lay out, and wrap again if the axes came out narrower
+        fig.canvas.draw()
+        room = ax.get_window_extent(renderer).width
+        size = note.get_fontsize()
+        # the statistics stay whole; the comparison label wraps to their width
+        width = max([NOTE_SHARE * room] + [text_width_px(t, renderer, size) for t in statistics])
+        lines = list(statistics)
+        if label:
+            lines.append(wrap_to_width(label, min(width, 0.94 * room), renderer, size))
+        note.set_text("\n".join(lines))
+        while note.get_fontsize() > 5.5 and note.get_window_extent(renderer).width > 0.94 * room:
+            note.set_fontsize(note.get_fontsize() - 0.5)
+    ink, weight = _ink_points(ax, curves, groups, finite_medians, x_max)
+    note_size = _size_in_axes(ax, note.get_window_extent(renderer))
+    spot = _free_spot(ink, weight, note_size)
+    if spot is not None:
+        (x, ha), (y, va) = spot
+        note.set_position((x, y))
+        note.set_horizontalalignment(ha)
+        note.set_verticalalignment(va)
+        return note, 0.0
+    # no free place inside the axes: print the tests above it, under the median table
+    if label:
+        room = ax.get_window_extent(renderer).width
+        lines = [*statistics, wrap_to_width(label, 0.98 * room, renderer, note.get_fontsize())]
+        note.set_text("\n".join(lines))
+    note.set_position((0.0, 1.01))
+    note.set_horizontalalignment("left")
+    note.set_verticalalignment("bottom")
+    note.set_bbox(None)
+    legend = ax.get_legend()
+    if legend is not None:
+        # lift the median table by the note's height (in points: independent of the layout)
+        lift_pt = note.get_window_extent(renderer).height * 72.0 / fig.dpi + 1.5
+        lifted = offset_copy(ax.transAxes, fig=fig, y=lift_pt, units="points")
+        legend.set_bbox_to_anchor((0.0, 1.01), transform=lifted)
+    return note, note.get_window_extent(renderer).height / fig.dpi * 25.4 + 0.6

@@ -20,6 +20,46 @@ VARIABLE_LABELS = {
 }
 
 
+#: Display names of the survival endpoints.
+ENDPOINT_LABELS = {
+    "OS": "Overall survival",
+    "PFS2": "PFS on second-line T-DM1",
+}
+
+
 def variable_label(name: str) -> str:
     """Display name of a cohort column."""
     return VARIABLE_LABELS.get(name, humanise(name))
+
+
+def coefficient_label(coefficient: str, labels: dict | None = None) -> str:
+    """Display name of a model coefficient: variable label and level.
+
+    A coefficient is named by its variable followed by the level, as R and
+    ``sepher.survival`` write them (``first_line_pertuzumabyes``, ``ecog1``,
+    or with a separator, ``tgrade_II``). The longest variable name (key of
+    ``labels``, at least 3 characters) that the coefficient starts with
+    gives the label; the rest is the level.
+
+    Parameters
+    ----------
+    coefficient : str
+    labels : dict, optional
+        Variable -> display name; default :data:`VARIABLE_LABELS`.
+
+    Returns
+    -------
+    str
+        ``"First-line pertuzumab: yes"``, ``"ECOG performance status: 1"``,
+        ``"Age at advanced diagnosis (years)"``; an unknown name is humanised.
+    """
+    labels = VARIABLE_LABELS if labels is None else labels
+    name = str(coefficient)
+    if name in labels:
+        return labels[name]
+    prefixes = [k for k in labels if len(k) >= 3 and name.startswith(k)]
+    if not prefixes:
+        return humanise(name)
+    key = max(prefixes, key=len)
+    level = name[len(key) :].lstrip("_.:= ")
+    return f"{labels[key]}: {level}" if level else labels[key]

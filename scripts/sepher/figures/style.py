@@ -16,6 +16,7 @@ across figures, as do pertuzumab-pretreated patients and TP-R cells.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.font_manager import FontProperties
+from matplotlib.transforms import offset_copy
 
 #: Default location of the style file in a checkout (``resources/sepher.mplstyle``).
 DEFAULT_STYLE = Path(__file__).resolve().parents[3] / "resources" / "sepher.mplstyle"
@@ -200,13 +203,108 @@ def format_ci(estimate: float, lower: float, upper: float, fmt: str = "{:.2f}") 
     return f"{one(estimate)} ({one(lower)}\u2013{one(upper)})"
 
 
+def text_width_px(text: str, renderer, fontsize: float, fontweight="normal") -> float:
+    """Rendered width of a (one-line) string, in display pixels of ``renderer``."""
+    if not text:
+        return 0.0
+    prop = FontProperties(size=fontsize, weight=fontweight)
+    width, _, _ = renderer.get_text_width_height_descent(text, prop, ismath=False)
+    return float(width)
+
+
+def wrap_to_width(
+    text: str,
+    max_width_px: float,
+    renderer,
+    fontsize: float,
+    fontweight="normal",
+    keep_together: Iterable[str] = (),
+) -> str:
+    """Wrap text so that every line renders narrower than ``max_width_px``.
+
+    Lines break at spaces; a single word still too wide breaks after one of
+    its hyphens ("Pertuzumab-" / "pretreated"). A word is never cut inside.
+    Existing line breaks are kept.
+
+    Parameters
+    ----------
+    text : str
+    max_width_px : float
+        Width available, display pixels (as ``Text.get_window_extent``).
+    renderer : matplotlib renderer
+        ``fig.canvas.get_renderer()``.
+    fontsize : float
+        Font size, pt.
+    fontweight : str, default "normal"
+    keep_together : iterable of str, optional
+        Phrases never broken across lines, e.g. ``"p = 0.034"``.
+
+    Returns
+    -------
+    str
+        The text with line breaks inserted. A line may stay wider than the
+        limit only if it is one word (or kept phrase) without hyphens.
+    """
+    glue = "\x00"  # stands for a space inside a phrase kept together
+    text = str(text)
+    for phrase in keep_together:
+        text = text.replace(phrase, phrase.replace(" ", glue))
+
+    def width(s):
+        return text_width_px(s.replace(glue, " "), renderer, fontsize, fontweight)
+
+    out = []
+    for paragraph in text.split("\n"):
+        # tokens: (text, separator placed before it when it follows on the same line)
+        tokens: list[tuple[str, str]] = []
+        for word in paragraph.split(" "):
+            if not word:
+                continue
+            if width(word) <= max_width_px or "-" not in word.strip("-"):
+                tokens.append((word, " "))
+                continue
+            parts = re.findall(r"[^-]+-*|-+", word)
+            tokens.append((parts[0], " "))
+            tokens.extend((part, "") for part in parts[1:])
+        line = ""
+        for token, sep in tokens:
+            candidate = f"{line}{sep}{token}" if line else token
+            if line and width(candidate) > max_width_px:
+                out.append(line)
+                line = token
+            else:
+                line = candidate
+        out.append(line)
+    return "\n".join(out).replace(glue, " ")
+
+
+#: Font size of the simulated-data stamp, pt; its box padding is a quarter of it.
+STAMP_FONT_PT = 6.0
+_STAMP_PAD = 0.25
+_STAMP_EDGE_PT = 0.5
+
+
+def stamp_box_pt() -> tuple[float, float]:
+    """Height of the stamp box and its inset from the top-right corner, pt.
+
+    Returns
+    -------
+    height, inset : float
+        The box (text, padding and edge) is about ``height`` points tall; its
+        outer edge sits ``inset`` points inside the top and right canvas edges.
+    """
+    pad = _STAMP_PAD * STAMP_FONT_PT
+    return STAMP_FONT_PT * 1.2 + 2 * pad + _STAMP_EDGE_PT, 0.5
+
+
 def stamp_simulated(fig: plt.Figure, text: str = SIMULATED_TEXT) -> plt.Text:
     """Stamp a figure as showing simulated data.
 
-    A small boxed label in the top-right corner of the figure, in a muted red.
-    When the figure uses constrained layout the top strip is reserved for the
-    stamp (a figure suptitle, if any, shares that strip on the left) so that
-    it never covers titles or data.
+    A small boxed label in the top-right corner of the figure, in a muted red,
+    its box wholly inside the canvas. When the figure uses constrained layout
+    the top strip is reserved for the stamp; a figure suptitle, if any, shares
+    that strip on the left and is wrapped (at spaces, by rendered width) so
+    that it ends before the stamp, never under it.
 
     Parameters
     ----------
@@ -218,22 +316,27 @@ def stamp_simulated(fig: plt.Figure, text: str = SIMULATED_TEXT) -> plt.Text:
     matplotlib.text.Text
         The stamp artist (its ``gid`` is ``"simulated-stamp"``).
     """
-    fontsize = 6.0
+    pad_pt = _STAMP_PAD * STAMP_FONT_PT
+    _, inset = stamp_box_pt()
+    # anchor the text so that the box (text + pad + edge) ends `inset` pt inside the corner
+    shift = pad_pt + _STAMP_EDGE_PT + inset
+    anchor = offset_copy(fig.transFigure, fig=fig, x=-shift, y=-shift, units="points")
     stamp = fig.text(
-        0.995,
-        0.995,
+        1.0,
+        1.0,
         text,
+        transform=anchor,
         ha="right",
         va="top",
-        fontsize=fontsize,
+        fontsize=STAMP_FONT_PT,
         fontweight="bold",
         color="#A0302A",
         alpha=0.9,
         bbox={
-            "boxstyle": "square,pad=0.25",
+            "boxstyle": f"square,pad={_STAMP_PAD}",
             "facecolor": "white",
             "edgecolor": "#A0302A",
-            "linewidth": 0.5,
+            "linewidth": _STAMP_EDGE_PT,
             "alpha": 0.9,
         },
         zorder=10,
@@ -241,12 +344,60 @@ def stamp_simulated(fig: plt.Figure, text: str = SIMULATED_TEXT) -> plt.Text:
     )
     stamp.set_in_layout(False)
     engine = fig.get_layout_engine()
-    has_suptitle = getattr(fig, "_suptitle", None) is not None
-    if not has_suptitle and engine is not None and "rect" in getattr(engine, "get", dict)():
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text():
+        fit_suptitle(fig, reserve_right_px=stamp_width_px(fig, stamp))
+    elif engine is not None and "rect" in getattr(engine, "get", dict)():
         height_in = fig.get_size_inches()[1]
-        strip = (fontsize + 5.0) / 72.0 / height_in  # text + box padding, figure fraction
+        strip = (stamp_box_pt()[0] + 2.0) / 72.0 / height_in  # stamp box, figure fraction
         engine.set(rect=(0.0, 0.0, 1.0, 1.0 - strip))
     return stamp
+
+
+def stamp_width_px(fig: plt.Figure, stamp: plt.Text) -> float:
+    """Width of the stamp box plus its inset from the right edge, display pixels."""
+    renderer = fig.canvas.get_renderer()
+    text_w = text_width_px(stamp.get_text(), renderer, stamp.get_fontsize(), "bold")
+    pad_pt = _STAMP_PAD * STAMP_FONT_PT
+    extra_pt = 2 * pad_pt + 2 * _STAMP_EDGE_PT + stamp_box_pt()[1]
+    return text_w + extra_pt * fig.dpi / 72.0
+
+
+def fit_suptitle(fig: plt.Figure, reserve_right_px: float = 0.0, gap_pt: float = 4.0) -> int:
+    """Wrap the figure's suptitle to the width left free on its line.
+
+    The suptitle (one paragraph: line breaks already in it are re-flowed),
+    left-, centre- or right-aligned at its x position, is wrapped at spaces
+    so that it stays inside the canvas and ends ``gap_pt`` before a strip of
+    ``reserve_right_px`` pixels kept free at the right edge (the
+    simulated-data stamp).
+
+    Returns
+    -------
+    int
+        Number of lines of the suptitle (0 if the figure has none).
+    """
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is None or not suptitle.get_text():
+        return 0
+    renderer = fig.canvas.get_renderer()
+    fig_w = fig.get_size_inches()[0] * fig.dpi
+    x = suptitle.get_position()[0] * fig_w
+    right = fig_w - reserve_right_px - gap_pt * fig.dpi / 72.0
+    ha = suptitle.get_horizontalalignment()
+    if ha == "left":
+        avail = right - x
+    elif ha == "right":
+        avail = min(x, right) - 2.0
+    else:
+        avail = 2.0 * max(min(x, right - x), 0.0)
+    avail = max(avail, 0.25 * fig_w)
+    text = " ".join(suptitle.get_text().split())
+    wrapped = wrap_to_width(
+        text, avail, renderer, suptitle.get_fontsize(), suptitle.get_fontweight()
+    )
+    suptitle.set_text(wrapped)
+    return wrapped.count("\n") + 1
 
 
 def is_stamped(fig: plt.Figure) -> bool:

@@ -1,14 +1,17 @@
 """Tables rendered as figures (table1_characteristics, table2_cox).
 
 A DataFrame becomes a booktabs-style table: a rule above and below the
-header and one at the end, the first column left-aligned, the others
+header and one at the end, text columns left-aligned, number columns
 centred. When the second column is named ``level`` (as in Table 1:
 ``characteristic, level, <group 1>, <group 2>, p``), each characteristic
 is printed once as a heading row and its levels are indented under it.
+Headers wrap at spaces (never inside a word); a column is widened to its
+longest word instead.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 
@@ -31,27 +34,46 @@ INDENT_MM = 3.0
 CELL_PAD_MM = 3.0
 
 
-def _cell_text(value, column: str) -> str:
+_P_COLUMNS = ("p", "p_value", "p-value", "pvalue")
+# a cell "is a number" when it starts like one: 12, 0.5, <0.001, -1.2, 1.84 (1.37-2.48), NR
+_NUMBER_LIKE = re.compile(r"^[\s<>\u2264\u2265=~\u00b1+\-\u2212\u2013]*(\d|\.\d|NR\b|NA\b)")
+
+
+def _integer_valued(values) -> bool:
+    """True if every float among ``values`` is a whole number (counts read as floats)."""
+    floats = [float(v) for v in values if isinstance(v, (float, np.floating)) and not is_blank(v)]
+    return bool(floats) and all(np.isfinite(v) and v == round(v) for v in floats)
+
+
+def _format_cell(value, column: str, integer: bool = False) -> str:
     if is_blank(value):
         return ""
     if isinstance(value, (float, np.floating)):
-        if str(column).strip().lower() in ("p", "p_value", "p-value", "pvalue"):
+        if str(column).strip().lower() in _P_COLUMNS:
             return format_p(float(value), prefix="")
+        if integer:
+            return str(int(round(float(value))))
         return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     return str(value)
 
 
-def _display_rows(df: pd.DataFrame):
+def _display_rows(df: pd.DataFrame, bold_groups: bool = False):
     """Rows as (cells, indent, bold); merges a ``level`` companion column."""
     columns = list(df.columns)
     merge = len(columns) >= 2 and str(columns[1]).lower() == "level"
     values = [columns[0], *columns[2:]] if merge else columns
+    # a column whose floats are all whole numbers holds counts: print them as integers
+    whole = {c: _integer_valued(df[c]) for c in columns}
+
+    def cell(value, column):
+        return _format_cell(value, column, whole[column])
+
     rows = []
     if not merge:
         for _, r in df.iterrows():
-            rows.append(([_cell_text(r[c], c) for c in columns], False, False))
+            rows.append(([cell(r[c], c) for c in columns], False, False))
         return [str(c) for c in values], rows
     first = columns[0]
     blocks: list[pd.DataFrame] = []
@@ -64,27 +86,32 @@ def _display_rows(df: pd.DataFrame):
         else:
             blocks[-1] = pd.concat([blocks[-1], df.iloc[[i]]])
     for block in blocks:
-        name = _cell_text(block.iloc[0][first], first)
-        levels = [_cell_text(v, "level") for v in block["level"]]
+        name = cell(block.iloc[0][first], first)
+        levels = [cell(v, columns[1]) for v in block[columns[1]]]
         if len(block) == 1 and not levels[0]:
-            rows.append(
-                ([name, *(_cell_text(block.iloc[0][c], c) for c in values[1:])], False, False)
-            )
+            rows.append(([name, *(cell(block.iloc[0][c], c) for c in values[1:])], False, False))
             continue
         # columns filled only on the first row of the block (e.g. one p per variable)
         lifted = [
             c for c in values[1:] if len(block) > 1 and all(is_blank(v) for v in block[c].iloc[1:])
         ]
-        heading = [name] + [
-            _cell_text(block.iloc[0][c], c) if c in lifted else "" for c in values[1:]
-        ]
-        rows.append((heading, False, False))
+        heading = [name] + [cell(block.iloc[0][c], c) if c in lifted else "" for c in values[1:]]
+        rows.append((heading, False, bold_groups))
         for j in range(len(block)):
             cells = [levels[j]] + [
-                "" if c in lifted else _cell_text(block.iloc[j][c], c) for c in values[1:]
+                "" if c in lifted else cell(block.iloc[j][c], c) for c in values[1:]
             ]
             rows.append((cells, True, False))
     return [str(c) for c in values], rows
+
+
+def _is_text_column(cells) -> bool:
+    """True if most non-empty cells do not start like a number."""
+    filled = [c for c in cells if c]
+    if not filled:
+        return False
+    words = sum(not _NUMBER_LIKE.match(c) for c in filled)
+    return words > len(filled) / 2
 
 
 def render_table(
@@ -96,15 +123,20 @@ def render_table(
     *,
     width_mm: float | None = None,
     font_pt: float = 6.5,
+    align: Sequence[str] | None = None,
+    bold_groups: bool = False,
 ) -> plt.Figure:
     """Render a DataFrame as a clean table figure.
 
     Parameters
     ----------
     df : DataFrame
-        The table; column names are the header. Floats in a column named
-        ``p`` print as p-values, NaN prints empty. A second column named
-        ``level`` turns the first column into indented groups.
+        The table; column names are the header (``"\\n"`` breaks a header
+        line, e.g. ``"Pertuzumab-naive\\n(n = 194)"``). Floats in a column
+        named ``p`` print as p-values; a column whose floats are all whole
+        numbers prints them as integers (counts); other floats print with
+        two decimals; NaN prints empty. A second column named ``level``
+        turns the first column into indented groups.
     title : str, optional
         Printed above the table, bold.
     col_widths : sequence of float, optional
@@ -119,6 +151,14 @@ def render_table(
         otherwise 183 mm.
     font_pt : float, default 6.5
         Text size; reduced (not below 5.5 pt) when the table is too wide.
+        Headers wrap at spaces only; at the smallest size, if the table is
+        still too wide, also after hyphens ("Pertuzumab-" / "pretreated").
+    align : sequence of {"left", "center"}, optional
+        Alignment of each displayed column (after merging ``level``).
+        Default: the first column and every text column (most cells not
+        starting with a number) left, number columns centred.
+    bold_groups : bool, default False
+        Print the group heading rows of a ``level`` table in bold.
 
     Returns
     -------
@@ -127,8 +167,16 @@ def render_table(
     """
     if not isinstance(df, pd.DataFrame) or df.shape[1] == 0:
         raise ValueError("render_table needs a DataFrame with at least one column")
-    header, rows = _display_rows(df)
+    header, rows = _display_rows(df, bold_groups)
     n_cols = len(header)
+    if align is None:
+        align = ["left"] + [
+            "left" if _is_text_column([r[0][j] for r in rows]) else "center"
+            for j in range(1, n_cols)
+        ]
+    align = [str(a) for a in align]
+    if len(align) != n_cols or any(a not in ("left", "center") for a in align):
+        raise ValueError(f"align needs {n_cols} entries of 'left' or 'center', got {align}")
     fig = manual_figure(DOUBLE_COLUMN_MM, 20.0)
     renderer = fig.canvas.get_renderer()
 
@@ -143,20 +191,26 @@ def render_table(
     def natural_widths(size, header_lines):
         widths = []
         for j in range(n_cols):
-            cells = [width_of(r[0][j], size) + (INDENT_MM if r[1] and j == 0 else 0) for r in rows]
+            cells = [
+                width_of(r[0][j], size, r[2]) + (INDENT_MM if r[1] and j == 0 else 0) for r in rows
+            ]
             head = max(width_of(line, size, True) for line in header_lines[j].split("\n"))
             widths.append(max([head, *cells]) + CELL_PAD_MM)
         return widths
 
-    def wrap_header(text, width_chars):
-        # prefer a break before a parenthesis: "Pertuzumab-naive\n(n = 194)"
+    def wrap_header(text, width_chars, hyphens):
+        # prefer a break before a parenthesis: "Pertuzumab-naive\n(n = 194)"; never inside a word
         parts = text.replace(" (", "\n(").split("\n")
         lines = []
         for part in parts:
-            lines.extend(textwrap.wrap(part, width_chars, break_on_hyphens=False) or [part])
+            lines.extend(
+                textwrap.wrap(part, width_chars, break_long_words=False, break_on_hyphens=hyphens)
+                or [part]
+            )
         return "\n".join(lines)
 
     size = font_pt
+    hyphens = False
     header_lines = list(header)
     while True:
         if col_widths is not None:
@@ -171,13 +225,15 @@ def render_table(
         ]
         char_mm = size * 0.6 * _PT_MM
         header_lines = [
-            wrap_header(h, max(6, int(max(dw, 14.0) / char_mm))) if hw > dw + 1.0 else h
+            wrap_header(h, max(6, int(max(dw, 14.0) / char_mm)), hyphens) if hw > dw + 1.0 else h
             for h, hw, dw in zip(header, widths, data_w, strict=True)
         ]
         widths = natural_widths(size, header_lines)
         limit = (width_mm or DOUBLE_COLUMN_MM) - 4.0
-        if sum(widths) <= limit or size <= MIN_FONT_PT:
+        if sum(widths) <= limit or (size <= MIN_FONT_PT and hyphens):
             break
+        if size <= MIN_FONT_PT:
+            hyphens = True  # last resort before squeezing: break headers after hyphens
         size = max(MIN_FONT_PT, size - 0.5)
 
     total = sum(widths)
@@ -224,8 +280,9 @@ def render_table(
         ax.plot([x0, x0 + total], [yr, yr], color="black", linewidth=lw, solid_capstyle="butt")
 
     def place(j, text, yy, **kw):
-        if j == 0:
-            return ax.text(lefts[0], yy, text, ha="left", **kw)
+        if align[j] == "left":
+            x = lefts[j] + (CELL_PAD_MM / 2.0 if j > 0 else 0.0)
+            return ax.text(x, yy, text, ha="left", **kw)
         return ax.text(lefts[j] + widths[j] / 2.0, yy, text, ha="center", **kw)
 
     for j, h in enumerate(header_lines):
@@ -255,7 +312,7 @@ def render_table(
                 fontweight="bold" if bold else "normal",
             )
             if x_off:
-                t.set_x(lefts[0] + x_off)
+                t.set_x(t.get_position()[0] + x_off)
     for k, line in enumerate(foot_lines):
         ax.text(
             x0,

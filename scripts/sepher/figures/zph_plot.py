@@ -19,10 +19,12 @@ from .style import (
     DOUBLE_COLUMN_MM,
     GREY,
     OKABE_ITO,
+    fit_suptitle,
     format_p,
     mm,
     require_columns,
     stamp_simulated,
+    wrap_to_width,
 )
 
 
@@ -141,6 +143,7 @@ def plot_schoenfeld(
     df: int = 4,
     n_cols: int = 3,
     width_mm: float = DOUBLE_COLUMN_MM,
+    title: str | None = None,
 ) -> plt.Figure:
     """Scaled Schoenfeld residual plots, one panel per coefficient.
 
@@ -161,12 +164,17 @@ def plot_schoenfeld(
         the mean of its residuals (equal to the estimate under the R
         convention, 0 for unshifted residuals).
     coefficient_labels : mapping, optional
-        Coefficient -> panel title text.
+        Coefficient -> panel title text (e.g. from
+        :func:`sepher.figures.labels.coefficient_label`); default the name.
     time_unit : str, default "months"
     df : int, default 4
         Spline degrees of freedom of the smooth.
     n_cols : int, default 3
     width_mm : float, default 183
+    title : str, optional
+        Figure title, e.g. "Overall survival, multivariate model". The
+        global test of a ``GLOBAL`` row of ``ph_table`` is added to it
+        (": GLOBAL test p = 0.069").
 
     Returns
     -------
@@ -182,12 +190,21 @@ def plot_schoenfeld(
     n_cols = max(1, min(n_cols, len(coefs)))
     n_rows = int(np.ceil(len(coefs) / n_cols))
     panel_h = 44.0
+    global_rows = ph_table[ph_table["term"].astype(str).str.upper() == "GLOBAL"]
+    if len(global_rows):
+        test = f"GLOBAL test {format_p(float(global_rows['p'].iloc[0]))}"
+        title = f"{title}: {test}" if title else test
     fig, axes = plt.subplots(
         n_rows,
         n_cols,
         figsize=(mm(width_mm), mm(panel_h * n_rows + (4 if simulated else 0))),
         squeeze=False,
     )
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=7.5, fontweight="bold")
+        if not simulated:
+            fit_suptitle(fig)
+        fig.set_size_inches(mm(width_mm), mm(panel_h * n_rows + 6.0))
     times = residuals["time"].to_numpy(float)
     u = residuals["transformed_time"].to_numpy(float)
     tick_vals, tick_pos = _time_ticks(times, u)
@@ -231,12 +248,21 @@ def plot_schoenfeld(
         ax.set_xticklabels([f"{v:g}" for v in tick_vals])
         row = _term_for(coef, ph_table)
         name = coefficient_labels.get(coef, coef)
-        title = name if row is None else f"{name}  ({format_p(float(row['p']))})"
-        ax.set_title(title, fontsize=7, fontweight="normal", loc="left")
-        ax.set_ylabel(f"\u03b2(t) for {name}", fontsize=6.5)
+        panel_title = name if row is None else f"{name}  ({format_p(float(row['p']))})"
+        ax.set_title(panel_title, fontsize=7, fontweight="normal", loc="left")
+        ax.set_ylabel("\u03b2(t)", fontsize=6.5)
         ax.set_xlabel(f"Time ({time_unit}, KM scale)", fontsize=6.5)
     for ax in list(axes.flat)[len(coefs) :]:
         ax.set_visible(False)
     if simulated:
         stamp_simulated(fig)
+    # panel titles wider than their panel wrap (after a first layout gives the widths)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in list(axes.flat)[: len(coefs)]:
+        text = ax.get_title(loc="left")
+        room = ax.get_window_extent(renderer).width
+        p_text = text[text.rfind("(") :] if text.endswith(")") else ""
+        wrapped = wrap_to_width(text, room, renderer, 7, keep_together=[p_text] if p_text else [])
+        ax.set_title(wrapped, fontsize=7, fontweight="normal", loc="left")
     return fig

@@ -1,0 +1,68 @@
+"""Rule figS1_segmentation_qc: overlays per condition, QC flag counts, flagged fields."""
+
+import tifffile
+
+from sepher.figures.imaging_plots import field_rgb, plot_segmentation_qc
+from sepher.figures.style import house_style, save_figure
+from sepher.imaging import read_image
+from sepher.io.tables import read_table
+from sepher.workflow import run_logged
+
+CELL_FLAGS = ["border", "saturated", "implausible_size"]
+
+
+def overlay(image_id, spec, files, label):
+    image, pixel_size_um = read_image(spec["file"], pixel_size_um=spec["pixel_size_um"])
+    rgb = field_rgb(
+        image[spec["her2_channel"]],
+        image[spec["nuclear_channel"]],
+        nuclei=tifffile.imread(files[image_id]["nuclei"]),
+        cells=tifffile.imread(files[image_id]["cells"]),
+    )
+    return {"label": label, "rgb": rgb, "pixel_size_um": pixel_size_um}
+
+
+def main(smk):
+    p = smk.params
+    cells = read_table(smk.input.cells)
+    image_qc = read_table(smk.input.image_qc)
+    files = {}
+    for path in list(smk.input.nuclei) + list(smk.input.labels):
+        image_id, kind = str(path).rsplit("/", 1)[-1][: -len(".tif")].rsplit("_", 1)
+        files.setdefault(image_id, {})[kind] = path
+    kept = image_qc[~image_qc["image_excluded"].astype(bool)]
+    # first good field (by image id) of each condition: a deterministic sample
+    sample = kept.sort_values("image_id").groupby(["cell_line", "condition"], sort=False).first()
+    sample = sample.reset_index()
+    order = list(dict.fromkeys(image_qc["cell_line"]))
+    sample["line_order"] = sample["cell_line"].map(order.index)
+    sample = sample.sort_values(["line_order", "condition"])
+    overlays = [
+        overlay(r.image_id, p.fields[r.image_id], files, f"{r.cell_line} {r.condition}")
+        for r in sample.itertuples()
+    ]
+    bad = image_qc[image_qc["image_excluded"].astype(bool)].sort_values("image_id")
+    flagged = [
+        overlay(
+            r.image_id,
+            p.fields[r.image_id],
+            files,
+            f"{r.cell_line} {r.condition}\n{r.image_flags.replace('_', ' ')}",
+        )
+        for r in bad.itertuples()
+    ]
+    grouped = cells.groupby(["cell_line", "condition"], sort=False)
+    counts = (grouped[CELL_FLAGS].mean() * 100).reset_index()
+    images_flagged = bad.groupby(["cell_line", "condition"]).size()
+    counts["images_flagged"] = [
+        int(images_flagged.get((r.cell_line, r.condition), 0)) for r in counts.itertuples()
+    ]
+    counts["line_order"] = counts["cell_line"].map(order.index)
+    counts = counts.sort_values(["line_order", "condition"])
+    counts.index = counts["cell_line"] + " " + counts["condition"]
+    with house_style(smk.input.style):
+        fig = plot_segmentation_qc(overlays, flagged, counts, simulated=p.simulated)
+        save_figure(fig, smk.output.pdf, smk.output.png)
+
+
+run_logged(snakemake, main)
