@@ -72,14 +72,24 @@ def default_targets():
     return targets
 
 
-def library(*stages):
-    """Library modules a script imports: declared as inputs so that editing
-    them reruns the rules that use them (Snakemake tracks only the script)."""
+def library(*parts):
+    """Library modules a script imports, declared as inputs so that editing
+    them reruns the rules that use them (Snakemake tracks only the script).
+
+    Each part is a subpackage ("survival": all its modules) or one module
+    ("figures/km_plot").
+    """
     package = Path(workflow.basedir, "scripts", "sepher")
     files = [package / "__init__.py", package / "errors.py", package / "workflow.py"]
-    for stage in stages:
-        files += sorted(Path(package, stage).glob("*.py"))
+    for part in parts:
+        if Path(package, part).is_dir():
+            files += sorted(Path(package, part).glob("*.py"))
+        else:
+            files.append(Path(package, part + ".py"))
     return [str(f) for f in files]
+
+
+FIGURE_BASE = ("figures/__init__", "figures/style", "figures/labels", "io/tables")
 
 
 HOUSE_STYLE = str(Path(workflow.basedir, "resources", "sepher.mplstyle"))

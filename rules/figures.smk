@@ -7,7 +7,7 @@ rule fig5_cohort_flow:
     input:
         flow=rules.survival_flow.output.flow,
         style=HOUSE_STYLE,
-        lib=library("figures"),
+        lib=library(*FIGURE_BASE, "figures/flow"),
     output:
         pdf="results/figures/fig5_cohort_flow.pdf",
         png=report(
@@ -39,7 +39,7 @@ rule fig6_km_os:
         logrank=rules.survival_km.output.logrank,
         cox=rules.survival_cox.output.coefficients,
         style=HOUSE_STYLE,
-        lib=library("figures", "survival"),
+        lib=library(*FIGURE_BASE, "figures/km_plot", "survival"),
     output:
         pdf="results/figures/fig6_km_os.pdf",
         png=report(
@@ -126,7 +126,7 @@ rule fig8_cox_forest:
     input:
         cox=rules.survival_cox.output.coefficients,
         style=HOUSE_STYLE,
-        lib=library("figures"),
+        lib=library(*FIGURE_BASE, "figures/forest"),
     output:
         pdf="results/figures/fig8_cox_forest.pdf",
         png=report(
@@ -155,7 +155,7 @@ rule table1_characteristics:
     input:
         table=rules.survival_table1.output.table1,
         style=HOUSE_STYLE,
-        lib=library("figures"),
+        lib=library(*FIGURE_BASE, "figures/tables"),
     output:
         pdf="results/figures/table1_characteristics.pdf",
         png=report(
@@ -184,7 +184,7 @@ use rule table1_characteristics as table2_cox with:
     input:
         table=rules.survival_cox.output.coefficients,
         style=HOUSE_STYLE,
-        lib=library("figures"),
+        lib=library(*FIGURE_BASE, "figures/tables"),
     output:
         pdf="results/figures/table2_cox.pdf",
         png=report(
@@ -208,7 +208,7 @@ rule figS3_ph_diagnostics:
         schoenfeld=rules.survival_cox.output.schoenfeld,
         ph_test=rules.survival_cox.output.ph_test,
         style=HOUSE_STYLE,
-        lib=library("figures"),
+        lib=library(*FIGURE_BASE, "figures/zph_plot"),
     output:
         pdf="results/figures/figS3_ph_diagnostics.pdf",
         png=report(

@@ -5,7 +5,7 @@ rule provenance:
     """Input checksums, config, workflow commit, package versions, run date."""
     input:
         inputs=[config[key] for key in INPUT_KEYS if configured(key)],
-        lib=library("io"),
+        lib=library("io/provenance", "io/tables"),
     output:
         json="results/provenance.json",
     log:

@@ -26,7 +26,7 @@ rule survival_endpoints:
     """Validate the cohort table and derive OS and PFS2 once (per patient)."""
     input:
         cohort=config.get("cohort") or [],
-        lib=library("io"),
+        lib=library("io/cohort", "io/identifiers", "io/tables"),
     output:
         endpoints="results/survival/endpoints.csv",
     log:
@@ -51,7 +51,7 @@ rule survival_km:
     """Kaplan-Meier curves (with numbers at risk) and medians, log-rank tests."""
     input:
         endpoints=rules.survival_endpoints.output.endpoints,
-        lib=library("survival", "io"),
+        lib=library("survival", "io/tables"),
     output:
         curves="results/survival/km_curves.csv",
         medians="results/survival/km_medians.csv",
@@ -80,7 +80,7 @@ rule survival_cox:
     """Univariate and multivariate Cox models, PH score tests (R cox.zph)."""
     input:
         endpoints=rules.survival_endpoints.output.endpoints,
-        lib=library("survival", "io"),
+        lib=library("survival", "io/tables"),
     output:
         coefficients="results/survival/cox.csv",
         models="results/survival/cox_models.csv",
@@ -111,7 +111,7 @@ rule survival_table1:
     """Table 1: characteristics of the analysed patients by group."""
     input:
         endpoints=rules.survival_endpoints.output.endpoints,
-        lib=library("survival", "io"),
+        lib=library("survival", "io/tables"),
     output:
         table1="results/survival/table1.csv",
     log:
@@ -138,7 +138,7 @@ rule survival_flow:
     """Cohort flow counts: all patients -> T-DM1 line -> compared groups."""
     input:
         endpoints=rules.survival_endpoints.output.endpoints,
-        lib=library("survival", "io"),
+        lib=library("survival", "io/tables"),
     output:
         flow="results/survival/flow.csv",
     log:

@@ -34,6 +34,9 @@ def write_config(directory, **changes):
     with open(PROJECT / "config" / "config.yaml") as stream:
         config = yaml.safe_load(stream)
     config["cohort"] = str(PROJECT / "resources" / "demo" / "cohort.csv")
+    # the cohort stage alone: the other inputs are left out (their stages too)
+    config.pop("plates", None)
+    config.pop("images", None)
     for key, value in changes.items():
         node = config
         *parents, leaf = key.split(".")
