@@ -85,7 +85,7 @@ def library(*parts):
         if Path(package, part).is_dir():
             files += sorted(Path(package, part).glob("*.py"))
         else:
-            files.append(Path(package, part + ".py"))
+            files.append(Path(package, f"{part}.py"))
     return [str(f) for f in files]
 
 

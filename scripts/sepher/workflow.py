@@ -26,6 +26,7 @@ def logged(log_path):
         old_out, old_err = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = stream
         logging.basicConfig(stream=stream, level=logging.INFO, force=True)
+        logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting chatter
         try:
             yield stream
         except Exception:

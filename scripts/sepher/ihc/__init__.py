@@ -28,7 +28,7 @@ from sepher.ihc.deconvolution import (
     tissue_mask,
     unmix_h_dab,
 )
-from sepher.ihc.overlay import class_overlay
+from sepher.ihc.overlay import DAB_DISPLAY_MAX_OD, class_overlay, dab_greyscale
 from sepher.ihc.scoring import CELL_COLUMNS, IHCParams, classify_cells, measure_cells, score_image
 from sepher.ihc.segmentation import (
     cell_edges,
@@ -41,6 +41,7 @@ from sepher.ihc.segmentation import (
 __all__ = [
     "ASCO_CAP_LABELS",
     "CELL_COLUMNS",
+    "DAB_DISPLAY_MAX_OD",
     "DAB_RGB_OD",
     "HEMATOXYLIN_RGB_OD",
     "IHCParams",
@@ -48,6 +49,7 @@ __all__ = [
     "cell_edges",
     "class_overlay",
     "classify_cells",
+    "dab_greyscale",
     "estimate_stain_vectors",
     "measure_cells",
     "membrane_band",

@@ -7,7 +7,7 @@ import pandas as pd
 
 from sepher.ihc.segmentation import cell_edges
 
-__all__ = ["CLASS_COLOURS", "class_overlay"]
+__all__ = ["CLASS_COLOURS", "DAB_DISPLAY_MAX_OD", "class_overlay", "dab_greyscale"]
 
 #: RGB outline colour per HER2 class (0, 1+, 2+, 3+) and for non-tumour cells
 #: (QuPath's blue / yellow / orange / red convention; grey for stroma).
@@ -18,6 +18,33 @@ CLASS_COLOURS = {
     3: (230, 0, 0),
     "stroma": (150, 150, 150),
 }
+
+
+#: DAB optical density shown black by :func:`dab_greyscale` (log10 units): above
+#: the 3+ membranes of the demo (0.7-1.1 band mean), so their grading stays visible.
+DAB_DISPLAY_MAX_OD = 1.5
+
+
+def dab_greyscale(dab: np.ndarray, max_od: float = DAB_DISPLAY_MAX_OD) -> np.ndarray:
+    """The DAB deconvolution channel as an RGB greyscale image (white = no DAB).
+
+    Parameters
+    ----------
+    dab : ndarray of float, 2-D
+        DAB amount (OD, log10 units) from :func:`~sepher.ihc.unmix_h_dab`.
+    max_od : float, default 1.5
+        OD shown black; the grey level is linear in OD from 0 (white) to
+        ``max_od``, negative values (crosstalk) white.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+    """
+    if not max_od > 0:
+        raise ValueError("max_od must be > 0")
+    level = 1.0 - np.clip(np.asarray(dab, dtype=np.float64) / max_od, 0.0, 1.0)
+    grey = np.round(255.0 * level).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
 
 
 def class_overlay(

@@ -67,7 +67,8 @@ def segment_nuclei(
     keeps densely packed tumour nuclei apart where their neighbours raise the
     baseline, and negative hematoxylin (DAB crosstalk) is clipped to 0 first.
     Touching nuclei are split by a watershed on the smoothed OD from its
-    h-maxima (a seed must stand ``split_h_od`` above its surroundings).
+    h-maxima (a seed must stand ``split_h_od`` above its surroundings),
+    searched on a grid of about ``smoothing_sigma_um`` pixels for speed.
 
     Parameters
     ----------
@@ -110,10 +111,33 @@ def segment_nuclei(
     if mask is not None:
         foreground &= mask
     foreground = ndi.binary_fill_holes(ndi.binary_opening(foreground))
-    seeds = morphology.h_maxima(smooth, split_h_od) & foreground
-    markers, _ = ndi.label(seeds)
+    markers, _ = ndi.label(
+        _split_seeds(smooth, split_h_od, pixel_size_um, smoothing_sigma_um) & foreground
+    )
     labels = segmentation.watershed(-smooth, markers, mask=foreground)
     return _filter_areas(labels, pixel_size_um, min_area_um2, max_area_um2)
+
+
+def _split_seeds(
+    smooth: np.ndarray, h: float, pixel_size_um: float, smoothing_sigma_um: float
+) -> np.ndarray:
+    """Watershed seeds: h-maxima of the smoothed OD, found on a coarser grid.
+
+    The h-maxima (regional maxima of dynamic >= ``h``; Soille 2003, 6.3.4)
+    are searched on a block-mean copy with pixels about ``smoothing_sigma_um``
+    wide, and each coarse seed marks its block at full resolution. The image
+    is already smoothed at that scale, so nothing resolvable is lost, and the
+    grey reconstruction behind the h-maxima (a sort of every pixel) runs on
+    1/factor^2 of the pixels: 4x fewer at 0.5 um/px, 16x at 0.25 um/px. On
+    the demo tiles and scikit-image's IHC sample this gives the full-
+    resolution nuclei to within 2 % (``bench/bench_ihc.py``).
+    """
+    factor = max(1, int(smoothing_sigma_um / pixel_size_um + 1e-9))
+    if factor == 1:
+        return morphology.h_maxima(smooth, h).astype(bool)
+    coarse = morphology.h_maxima(_block_mean(smooth, factor), h).astype(bool)
+    fine = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+    return fine[: smooth.shape[0], : smooth.shape[1]]
 
 
 def _filter_areas(labels, pixel_size_um, min_area_um2, max_area_um2) -> np.ndarray:
