@@ -38,7 +38,8 @@ def main(smk):
     comparisons = read_table(smk.input.comparisons)
     per_image = summary[summary["level"] == "image"]
     per_condition = summary[summary["level"] == "condition"]
-    line = p.line or str(per_condition["cell_line"].iloc[0])
+    lines = list(dict.fromkeys(line for line, _ in p.groups))
+    line = p.line or lines[0]
     chosen = choose_representative(per_image[per_image["cell_line"] == line])
     files = label_files(smk)
     fields = []
@@ -56,6 +57,7 @@ def main(smk):
             per_condition,
             comparisons,
             conditions=list(p.conditions),
+            lines=lines,
             conf_level=p.conf_level,
             simulated=p.simulated,
         )

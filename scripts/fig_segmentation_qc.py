@@ -34,9 +34,9 @@ def main(smk):
     # first good field (by image id) of each condition: a deterministic sample
     sample = kept.sort_values("image_id").groupby(["cell_line", "condition"], sort=False).first()
     sample = sample.reset_index()
-    order = list(dict.fromkeys(image_qc["cell_line"]))
-    sample["line_order"] = sample["cell_line"].map(order.index)
-    sample = sample.sort_values(["line_order", "condition"])
+    order = {tuple(group): i for i, group in enumerate(p.groups)}
+    sample["order"] = [order[(r.cell_line, r.condition)] for r in sample.itertuples()]
+    sample = sample.sort_values("order")
     overlays = [
         overlay(r.image_id, p.fields[r.image_id], files, f"{r.cell_line} {r.condition}")
         for r in sample.itertuples()
@@ -57,8 +57,8 @@ def main(smk):
     counts["images_flagged"] = [
         int(images_flagged.get((r.cell_line, r.condition), 0)) for r in counts.itertuples()
     ]
-    counts["line_order"] = counts["cell_line"].map(order.index)
-    counts = counts.sort_values(["line_order", "condition"])
+    counts["order"] = [order[(r.cell_line, r.condition)] for r in counts.itertuples()]
+    counts = counts.sort_values("order")
     counts.index = counts["cell_line"] + " " + counts["condition"]
     with house_style(smk.input.style):
         fig = plot_segmentation_qc(overlays, flagged, counts, simulated=p.simulated)

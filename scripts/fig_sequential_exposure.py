@@ -17,6 +17,7 @@ def main(smk):
             read_table(smk.input.comparisons),
             fits,
             conditions=list(p.conditions),
+            lines=list(dict.fromkeys(line for line, _ in p.groups)),
             drug=p.drug,
             conf_level=p.conf_level,
             simulated=p.simulated,

@@ -24,7 +24,6 @@ from sepher.figures.style import (
     format_p,
     group_colours,
     manual_figure,
-    mm,
     stamp_simulated,
 )
 
@@ -129,8 +128,15 @@ def _image_axis(ax, rgb, pixel_size_um, title=None, bar_um=20.0, label_bar=False
     x0, y0 = w - length - 0.05 * w, h - 0.07 * h
     ax.add_patch(Rectangle((x0, y0), length, 0.025 * h, color="white", lw=0))
     if label_bar:
-        ax.text(x0 + length / 2, y0 - 0.02 * h, f"{bar_um:g} µm", color="white",
-                ha="center", va="bottom", fontsize=5.5)
+        ax.text(
+            x0 + length / 2,
+            y0 - 0.02 * h,
+            f"{bar_um:g} µm",
+            color="white",
+            ha="center",
+            va="bottom",
+            fontsize=5.5,
+        )
     if title:
         ax.set_title(title, fontsize=6.5, fontweight="normal", loc="center", pad=2)
 
@@ -140,14 +146,21 @@ def _condition_axis(ax, conditions, replicates, summary, value, colours, conf_le
     for i, condition in enumerate(conditions):
         reps = replicates[replicates["condition"] == condition][value].dropna().to_numpy()
         offsets = np.linspace(-jitter, jitter, max(len(reps), 1))[: len(reps)]
-        ax.scatter(i + offsets, reps, s=9, color=colours[condition], alpha=0.75, lw=0,
-                   zorder=3)
+        ax.scatter(i + offsets, reps, s=9, color=colours[condition], alpha=0.75, lw=0, zorder=3)
         row = summary[summary["condition"] == condition]
         if len(row):
             mean = float(row[f"{value}_mean"].iloc[0])
             lo, hi = float(row[f"{value}_ci_low"].iloc[0]), float(row[f"{value}_ci_high"].iloc[0])
-            ax.errorbar(i, mean, yerr=[[mean - lo], [hi - mean]], fmt="none",
-                        ecolor="#262626", elinewidth=0.8, capsize=2.5, zorder=4)
+            ax.errorbar(
+                i,
+                mean,
+                yerr=[[mean - lo], [hi - mean]],
+                fmt="none",
+                ecolor="#262626",
+                elinewidth=0.8,
+                capsize=2.5,
+                zorder=4,
+            )
             ax.plot([i - 0.25, i + 0.25], [mean, mean], color="#262626", lw=1.0, zorder=4)
     ax.set_xticks(range(len(conditions)), conditions)
     ax.set_xlim(-0.6, len(conditions) - 0.4)
@@ -177,6 +190,7 @@ def plot_her2_localisation(
     comparisons: pd.DataFrame,
     *,
     conditions: list[str],
+    lines: list[str] | None = None,
     conf_level: float = 0.95,
     simulated: bool = False,
 ) -> plt.Figure:
@@ -204,10 +218,10 @@ def plot_her2_localisation(
     -------
     matplotlib.figure.Figure
     """
-    lines = [line for line in dict.fromkeys(conditions_summary["cell_line"])]
+    lines = list(lines or dict.fromkeys(conditions_summary["cell_line"]))
     n_rows = len(fields)
     img_w = 31.0
-    fig_h = 12 + n_rows * (img_w + 3) + 62
+    fig_h = 12 + n_rows * (img_w + 3) + 66
     fig = manual_figure(DOUBLE_COLUMN_MM, fig_h)
     W, H = DOUBLE_COLUMN_MM, fig_h
 
@@ -218,29 +232,51 @@ def plot_her2_localisation(
     nuc_range = display_range([f["nuclear"] for f in fields])
     line_name = fields[0]["cell_line"] if fields else ""
     fig.text(4 / W, 1 - 4 / H, "a", fontsize=9, fontweight="bold", va="top")
-    fig.text(10 / W, 1 - 4.6 / H, f"{line_name}: representative fields (HER2 green, nuclei "
-             "magenta; outlines: cells white, nuclei yellow)", fontsize=6.5, va="top")
+    fig.text(
+        10 / W,
+        1 - 4.6 / H,
+        f"{line_name}: representative fields",
+        fontsize=6.5,
+        va="top",
+    )
     for r, field in enumerate(fields):
         y = 12 + r * (img_w + 3)
         panels = [
             ("HER2", field_rgb(her2=field["her2"], her2_range=her2_range)),
             ("Nuclear stain", field_rgb(nuclear=field["nuclear"], nuclear_range=nuc_range)),
-            ("Merge + segmentation", field_rgb(field["her2"], field["nuclear"],
-                                               her2_range=her2_range, nuclear_range=nuc_range,
-                                               nuclei=field["nuclei"], cells=field["cells"])),
+            (
+                "Merge + segmentation",
+                field_rgb(
+                    field["her2"],
+                    field["nuclear"],
+                    her2_range=her2_range,
+                    nuclear_range=nuc_range,
+                    nuclei=field["nuclei"],
+                    cells=field["cells"],
+                ),
+            ),
         ]
         for c, (title, rgb) in enumerate(panels):
             ax = axes_mm(18 + c * (img_w + 2), y, img_w, img_w)
-            _image_axis(ax, rgb, field["pixel_size_um"], title if r == 0 else None,
-                        label_bar=(c == 2))
-        fig.text(15 / W, 1 - (y + img_w / 2) / H, field["condition"], rotation=90,
-                 ha="right", va="center", fontsize=7, fontweight="bold")
+            _image_axis(
+                ax, rgb, field["pixel_size_um"], title if r == 0 else None, label_bar=(c == 2)
+            )
+        fig.text(
+            15 / W,
+            1 - (y + img_w / 2) / H,
+            field["condition"],
+            rotation=90,
+            ha="right",
+            va="center",
+            fontsize=7,
+            fontweight="bold",
+        )
 
     # b: per-cell distributions with replicate means (SuperPlot), both lines
     colours = group_colours(conditions)
-    x_b = 18 + 3 * (img_w + 2) + 12
+    x_b = 18 + 3 * (img_w + 2) + 19
     w_b = W - x_b - 4
-    h_b = (n_rows * (img_w + 3) - 3 - 14) / 2
+    h_b = (n_rows * (img_w + 3) - 3 - 14 - 4) / 2
     kept = cells[~cells["excluded"].astype(bool)]
     fig.text((x_b - 10) / W, 1 - 4 / H, "b", fontsize=9, fontweight="bold", va="top")
     for k, line in enumerate(lines[:2]):
@@ -256,26 +292,41 @@ def plot_her2_localisation(
                     body.set_alpha(0.25)
                     body.set_edgecolor("none")
             rng = np.random.default_rng(i)
-            ax.scatter(i + rng.uniform(-0.22, 0.22, len(values)), values, s=1.2,
-                       color=colours[condition], alpha=0.45, lw=0, rasterized=True)
-            reps = replicates[(replicates["cell_line"] == line)
-                              & (replicates["condition"] == condition)]
-            ax.scatter(np.full(len(reps), i), reps["her2_net_membrane"], s=16, marker="D",
-                       color="white", edgecolor="#262626", lw=0.7, zorder=4,
-                       label="replicate mean of image medians" if i == 0 else None)
+            ax.scatter(
+                i + rng.uniform(-0.22, 0.22, len(values)),
+                values,
+                s=1.2,
+                color=colours[condition],
+                alpha=0.45,
+                lw=0,
+                rasterized=True,
+            )
+            reps = replicates[
+                (replicates["cell_line"] == line) & (replicates["condition"] == condition)
+            ]
+            ax.scatter(
+                np.full(len(reps), i),
+                reps["her2_net_membrane"],
+                s=16,
+                marker="D",
+                color="white",
+                edgecolor="#262626",
+                lw=0.7,
+                zorder=4,
+            )
         ax.set_xticks(range(len(conditions)), conditions)
         ax.set_xlim(-0.6, len(conditions) - 0.4)
         ax.set_ylabel("Membrane HER2 per cell\n(ADU above background)")
         ax.set_title(line, loc="left")
         ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
-        if k == 0:
-            ax.legend(loc="upper right", frameon=False, handletextpad=0.2)
 
     # c, d: condition means with CI and replicate-level p, both lines
     y_c = 12 + n_rows * (img_w + 3) + 8
     h_c = 40
-    panels = [("c", "her2_net_membrane", HER2_LABEL), ("d", "nuclear_fraction",
-                                                       NUCLEAR_FRACTION_LABEL)]
+    panels = [
+        ("c", "her2_net_membrane", HER2_LABEL),
+        ("d", "nuclear_fraction", NUCLEAR_FRACTION_LABEL),
+    ]
     n_lines = max(len(lines), 1)
     w_c = (W - 22 - 12 * (2 * n_lines - 1)) / (2 * n_lines)
     for p_i, (letter, value, label) in enumerate(panels):
@@ -283,22 +334,35 @@ def plot_her2_localisation(
             x = 18 + (p_i * n_lines + k) * (w_c + 12)
             ax = axes_mm(x, y_c, w_c, h_c)
             if k == 0:
-                fig.text((x - 14) / W, 1 - (y_c - 5) / H, letter, fontsize=9,
-                         fontweight="bold", va="top")
+                fig.text(
+                    (x - 14) / W, 1 - (y_c - 5) / H, letter, fontsize=9, fontweight="bold", va="top"
+                )
             reps = replicates[replicates["cell_line"] == line]
             summ = conditions_summary[conditions_summary["cell_line"] == line]
             comp = comparisons[comparisons["cell_line"] == line]
             _condition_axis(ax, conditions, reps, summ, value, colours, conf_level)
-            top = np.nanmax(np.r_[reps[reps["condition"].isin(conditions)][value].to_numpy(),
-                                  summ[summ["condition"].isin(conditions)][f"{value}_ci_high"]])
+            top = np.nanmax(
+                np.r_[
+                    reps[reps["condition"].isin(conditions)][value].to_numpy(),
+                    summ[summ["condition"].isin(conditions)][f"{value}_ci_high"],
+                ]
+            )
             _add_p_values(ax, conditions, comp, value, top)
             ax.set_title(line, loc="left")
             if k == 0:
                 ax.set_ylabel(label)
-    fig.text(18 / W, 1 - (y_c + h_c + 9) / H,
-             f"c, d: dots, biological replicates (mean of image medians); bar, mean with "
-             f"{conf_level:.0%} t-CI over replicates; p, Welch t-test on replicate means.",
-             fontsize=5.5, color=GREY, va="top")
+    fig.text(
+        18 / W,
+        1 - (y_c + h_c + 8) / H,
+        "a: HER2 green (one display range for all fields), nuclear stain magenta; outlines: "
+        "cells white, nuclei yellow; scale bars 20 µm.\n"
+        "b: violins and small dots, cells (flagged cells and fields left out); diamonds, biological replicates.\n"
+        "c, d: dots, biological replicates (mean of image medians); bar, mean with "
+        f"{conf_level:.0%} t-CI over replicates; p, Welch t-test on replicate means.",
+        fontsize=5.5,
+        color=GREY,
+        va="top",
+    )
     if simulated:
         stamp_simulated(fig)
     return fig
@@ -311,6 +375,7 @@ def plot_sequential_exposure(
     fits: pd.DataFrame | None,
     *,
     conditions: list[str],
+    lines: list[str] | None = None,
     drug: str = "T-DM1",
     conf_level: float = 0.95,
     simulated: bool = False,
@@ -332,12 +397,13 @@ def plot_sequential_exposure(
     -------
     matplotlib.figure.Figure
     """
-    lines = list(dict.fromkeys(conditions_summary["cell_line"]))
+    lines = list(lines or dict.fromkeys(conditions_summary["cell_line"]))
     has_fits = fits is not None and len(fits) > 0
     n_cols = len(lines)
     n_rows = 2 if has_fits else 1
-    fig = manual_figure(DOUBLE_COLUMN_MM, 12 + n_rows * 62)
-    W, H = DOUBLE_COLUMN_MM, 12 + n_rows * 62
+    H = 8 + n_rows * 62
+    fig = manual_figure(DOUBLE_COLUMN_MM, H)
+    W = DOUBLE_COLUMN_MM
     colours = dict(zip(conditions, PALETTE[: len(conditions)], strict=False))
     colours.update(group_colours(conditions[:1]))
     w = (W - 24 - 14 * (n_cols - 1)) / n_cols
@@ -351,10 +417,15 @@ def plot_sequential_exposure(
         reps = replicates[replicates["cell_line"] == line]
         summ = conditions_summary[conditions_summary["cell_line"] == line]
         _condition_axis(ax, conditions, reps, summ, "her2_net_membrane", colours, conf_level)
-        top = np.nanmax(np.r_[reps[reps["condition"].isin(conditions)]["her2_net_membrane"],
-                              summ[summ["condition"].isin(conditions)]["her2_net_membrane_ci_high"]])
-        comp = comparisons[(comparisons["cell_line"] == line)
-                           & (comparisons["reference"] == conditions[0])]
+        top = np.nanmax(
+            np.r_[
+                reps[reps["condition"].isin(conditions)]["her2_net_membrane"],
+                summ[summ["condition"].isin(conditions)]["her2_net_membrane_ci_high"],
+            ]
+        )
+        comp = comparisons[
+            (comparisons["cell_line"] == line) & (comparisons["reference"] == conditions[0])
+        ]
         _add_p_values(ax, conditions, comp, "her2_net_membrane", top)
         ax.set_title(f"{line}: membrane HER2 (IF)", loc="left")
         if k == 0:
@@ -372,11 +443,19 @@ def plot_sequential_exposure(
                 est, lo, hi = row["ic50_rel"], row["ic50_rel_lower"], row["ic50_rel_upper"]
                 reached = str(row["ic50_rel_reached"]).lower() in ("true", "1", "yes")
                 if np.isfinite(est):
-                    ax2.errorbar(i, est, yerr=[[est - lo], [hi - est]] if np.isfinite(lo)
-                                 and np.isfinite(hi) else None, fmt="o",
-                                 color=colours[condition],
-                                 mfc=colours[condition] if reached else "white",
-                                 ms=4, capsize=2.5, elinewidth=0.8)
+                    ax2.errorbar(
+                        i,
+                        est,
+                        yerr=[[est - lo], [hi - est]]
+                        if np.isfinite(lo) and np.isfinite(hi)
+                        else None,
+                        fmt="o",
+                        color=colours[condition],
+                        mfc=colours[condition] if reached else "white",
+                        ms=4,
+                        capsize=2.5,
+                        elinewidth=0.8,
+                    )
             ax2.set_yscale("log")
             ax2.set_xticks(range(len(conditions)), conditions)
             ax2.set_xlim(-0.6, len(conditions) - 0.4)
@@ -384,11 +463,16 @@ def plot_sequential_exposure(
             if k == 0:
                 ax2.set_ylabel(f"{drug} IC50 ({unit})\n{conf_level:.0%} CI")
                 fig.text(4 / W, 1 - 70 / H, "b", fontsize=9, fontweight="bold", va="top")
-    fig.text(20 / W, 1 - (14 + 40 + 8) / H,
-             "a: dots, biological replicates (mean of image medians); bar, mean with "
-             f"{conf_level:.0%} t-CI; p, Welch t-test on replicate means vs {conditions[0]}."
-             + ("" if has_fits else "  (IC50 panel omitted: no plate data configured.)"),
-             fontsize=5.5, color=GREY, va="top")
+    fig.text(
+        20 / W,
+        1 - (14 + 40 + 8) / H,
+        "a: dots, biological replicates (mean of image medians); bar, mean with "
+        f"{conf_level:.0%} t-CI;\np, Welch t-test on replicate means vs {conditions[0]}."
+        + ("" if has_fits else " IC50 panel omitted: no plate data configured."),
+        fontsize=5.5,
+        color=GREY,
+        va="top",
+    )
     if simulated:
         stamp_simulated(fig)
     return fig
@@ -422,7 +506,7 @@ def plot_segmentation_qc(
     size = (DOUBLE_COLUMN_MM - 10 - 2 * (n_cols - 1)) / n_cols
     n_over_rows = int(np.ceil(len(overlays) / n_cols))
     n_flag_rows = int(np.ceil(len(flagged) / n_cols)) if flagged else 0
-    rows_h = (n_over_rows + n_flag_rows) * (size + 6)
+    rows_h = (n_over_rows + n_flag_rows) * (size + 6) + (12 if flagged else 0)
     H = 12 + rows_h + 10 + 55
     W = DOUBLE_COLUMN_MM
     fig = manual_figure(W, H)
@@ -431,9 +515,14 @@ def plot_segmentation_qc(
         return fig.add_axes([x / W, 1 - (y + h_) / H, w_ / W, h_ / H])
 
     fig.text(3 / W, 1 - 4 / H, "a", fontsize=9, fontweight="bold", va="top")
-    fig.text(9 / W, 1 - 4.6 / H, "Segmentation: cells (white) and nuclei (yellow) outlines on "
-             "HER2 (green) and nuclear stain (magenta), one field per condition",
-             fontsize=6.5, va="top")
+    fig.text(
+        9 / W,
+        1 - 4.6 / H,
+        "Segmentation: cells (white) and nuclei (yellow) outlines on "
+        "HER2 (green) and nuclear stain (magenta), one field per condition",
+        fontsize=6.5,
+        va="top",
+    )
     y = 12
     for i, field in enumerate(overlays):
         r, c = divmod(i, n_cols)
@@ -442,9 +531,14 @@ def plot_segmentation_qc(
     y += n_over_rows * (size + 6)
     if flagged:
         fig.text(3 / W, 1 - (y + 1) / H, "b", fontsize=9, fontweight="bold", va="top")
-        fig.text(9 / W, 1 - (y + 1.6) / H, "Fields flagged by image QC (left out of every "
-                 "summary)", fontsize=6.5, va="top")
-        y += 6
+        fig.text(
+            9 / W,
+            1 - (y + 1.6) / H,
+            "Fields flagged by image QC (left out of every summary)",
+            fontsize=6.5,
+            va="top",
+        )
+        y += 12
         for i, field in enumerate(flagged):
             r, c = divmod(i, n_cols)
             ax = axes_mm(5 + c * (size + 2), y + r * (size + 6), size, size)
@@ -460,16 +554,27 @@ def plot_segmentation_qc(
     width = 0.8 / max(len(cell_flags), 1)
     flag_colours = dict(zip(cell_flags, (LIGHT_GREY, "#D55E00", "#0072B2"), strict=False))
     for j, flag in enumerate(cell_flags):
-        ax.bar(x + (j - (len(cell_flags) - 1) / 2) * width, flag_counts[flag], width,
-               color=flag_colours[flag], label=flag.replace("_", " "))
+        ax.bar(
+            x + (j - (len(cell_flags) - 1) / 2) * width,
+            flag_counts[flag],
+            width,
+            color=flag_colours[flag],
+            label=flag.replace("_", " "),
+        )
     for xi, n_img in zip(x, flag_counts.get("images_flagged", []), strict=False):
         if n_img:
-            ax.text(xi, ax.get_ylim()[1] * 0.98, f"{int(n_img)} image(s)\nflagged",
-                    ha="center", va="top", fontsize=5, color="#A0302A")
+            ax.text(
+                xi,
+                ax.get_ylim()[1] * 0.98,
+                f"{int(n_img)} image{'s' if n_img > 1 else ''}\nflagged",
+                ha="center",
+                va="top",
+                fontsize=5,
+                color="#A0302A",
+            )
     ax.set_xticks(x, list(flag_counts.index), rotation=40, ha="right")
     ax.set_ylabel("Cells flagged (%)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-              title="Cell flag")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="Cell flag")
     if simulated:
         stamp_simulated(fig)
     return fig

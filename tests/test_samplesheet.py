@@ -1,0 +1,110 @@
+"""Images sample sheet reader: each bad sheet names file, row, column and value."""
+
+import pytest
+
+from sepher.errors import InputError
+from sepher.io.samplesheet import read_sample_sheet
+
+HEADER = [
+    "image_id",
+    "path",
+    "assay",
+    "pixel_size_um",
+    "cell_line",
+    "condition",
+    "replicate",
+    "her2_channel",
+    "nuclear_channel",
+    "membrane_channel",
+    "patient_id",
+    "timepoint",
+]
+IF_ROW = ["IF_a", "a.tif", "IF", "0.65", "SKBR3", "T-R", "1", "0", "1", "", "", ""]
+IHC_ROW = ["IHC_b", "b.tif", "IHC", "0.5", "", "", "", "", "", "", "P01", "pre"]
+
+
+def write_sheet(tmp_path, rows, header=HEADER):
+    for row in rows:
+        path = dict(zip(header, row, strict=False)).get("path")
+        if path and not path.startswith(".."):
+            (tmp_path / path).write_bytes(b"x")
+    sheet = tmp_path / "images.tsv"
+    sheet.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n")
+    return sheet
+
+
+def error_of(sheet):
+    with pytest.raises(InputError) as err:
+        read_sample_sheet(sheet)
+    return err.value
+
+
+def test_valid_sheet_parses_numbers_and_paths(tmp_path):
+    table = read_sample_sheet(write_sheet(tmp_path, [IF_ROW, IHC_ROW]), assay="IF")
+    assert list(table["image_id"]) == ["IF_a"]
+    assert table["pixel_size_um"].iloc[0] == 0.65
+    assert table["her2_channel"].iloc[0] == 0 and table["membrane_channel"].iloc[0] == -1
+    assert table["file"].iloc[0] == str((tmp_path / "a.tif").resolve())
+
+
+def test_missing_column(tmp_path):
+    header = [c for c in HEADER if c != "nuclear_channel"]
+    row = [v for c, v in zip(HEADER, IF_ROW, strict=True) if c != "nuclear_channel"]
+    error = error_of(write_sheet(tmp_path, [row], header))
+    assert "images.tsv" in str(error) and error.column == "nuclear_channel"
+
+
+def test_empty_sheet(tmp_path):
+    sheet = tmp_path / "images.tsv"
+    sheet.write_text("\t".join(HEADER) + "\n")
+    error = error_of(sheet)
+    assert "images.tsv" in str(error) and "empty" in str(error)
+
+
+def test_duplicate_image_id(tmp_path):
+    second = ["IF_a", "c.tif"] + IF_ROW[2:]
+    error = error_of(write_sheet(tmp_path, [IF_ROW, second]))
+    assert (error.row, error.column, error.value) == (2, "image_id", "IF_a")
+
+
+@pytest.mark.parametrize(
+    "column, value, expected_text",
+    [
+        ("assay", "FISH", "IF or IHC"),
+        ("pixel_size_um", "-0.3", "pixel size > 0"),
+        ("pixel_size_um", "abc", "pixel size > 0"),
+        ("her2_channel", "1.5", "integer"),
+        ("nuclear_channel", "DAPI", "integer"),
+    ],
+)
+def test_bad_value_names_file_row_column_value(tmp_path, column, value, expected_text):
+    row = list(IF_ROW)
+    row[HEADER.index(column)] = value
+    error = error_of(write_sheet(tmp_path, [IHC_ROW, row]))
+    text = str(error)
+    assert "images.tsv" in text and f"column '{column}'" in text and f"value '{value}'" in text
+    assert str(error.row).startswith("2") and expected_text in text
+
+
+def test_path_outside_sheet_folder(tmp_path):
+    row = list(IF_ROW)
+    row[1] = "../x.tif"
+    error = error_of(write_sheet(tmp_path, [row]))
+    assert (error.column, error.value) == ("path", "../x.tif")
+    assert str(error.row).startswith("1") and "inside the sheet's folder" in str(error)
+
+
+def test_missing_image_file(tmp_path):
+    sheet = write_sheet(tmp_path, [IF_ROW])
+    (tmp_path / "a.tif").unlink()
+    error = error_of(sheet)
+    assert (error.column, error.value) == ("path", "a.tif") and "existing image" in str(error)
+    assert str(error.row).startswith("1 (image_id IF_a)")
+
+
+def test_bad_timepoint(tmp_path):
+    row = list(IHC_ROW)
+    row[HEADER.index("timepoint")] = "during"
+    error = error_of(write_sheet(tmp_path, [IF_ROW, row]))
+    assert (error.column, error.value) == ("timepoint", "during")
+    assert str(error.row).startswith("2") and "pre or post" in str(error)
