@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
-FIGURES := fig5_cohort_flow fig6_km_os fig7_km_pfs2 fig8_cox_forest \
-	table1_characteristics table2_cox figS3_ph_diagnostics figS4_tdm1_by_line
+FIGURES := fig1_dose_response fig2_her2_localisation fig3_sequential_exposure \
+	fig4_biopsies fig5_cohort_flow fig6_km_os fig7_km_pfs2 fig8_cox_forest \
+	table1_characteristics table2_cox figS1_segmentation_qc figS2_dose_response_qc \
+	figS3_ph_diagnostics figS4_tdm1_by_line
 
 .PHONY: demo test venv demo-data bench lint format dryrun clean
 
