@@ -1,1 +1,37 @@
-"""sepher.doseresponse"""
+"""sepher.doseresponse: drc-grade dose-response statistics.
+
+Least-squares fits of LL.4 / LL.3 / LL.5 / W1.4 in drc's b/c/d/e convention
+with drc's full-Hessian covariance (:mod:`.fit`), effective doses with
+delta-method CIs (:mod:`.ed`), joint fits and ED50 ratios (:mod:`.compare`),
+vectorised batch LL.4 fitting (:mod:`.batch`), GR metrics (:mod:`.gr`),
+plate normalisation (:mod:`.normalise`) and plate QC (:mod:`.qc`).
+"""
+
+from .batch import fit_ll4_batch
+from .compare import JointFit, compare_ed50, ed_ratio, fit_joint
+from .ed import activity_area, area_under_curve, ed
+from .fit import FitResult, fit_curve, lack_of_fit, select_model
+from .gr import gr_fit, gr_metrics, gr_values
+from .normalise import normalise_plate
+from .qc import plate_qc, z_prime
+
+__all__ = [
+    "FitResult",
+    "JointFit",
+    "activity_area",
+    "area_under_curve",
+    "compare_ed50",
+    "ed",
+    "ed_ratio",
+    "fit_curve",
+    "fit_joint",
+    "fit_ll4_batch",
+    "gr_fit",
+    "gr_metrics",
+    "gr_values",
+    "lack_of_fit",
+    "normalise_plate",
+    "plate_qc",
+    "select_model",
+    "z_prime",
+]

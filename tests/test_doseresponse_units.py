@@ -1,0 +1,159 @@
+"""Unit tests of sepher.doseresponse on small hand-made inputs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sepher.doseresponse import (
+    area_under_curve,
+    compare_ed50,
+    ed,
+    fit_curve,
+    fit_joint,
+    fit_ll4_batch,
+    lack_of_fit,
+    normalise_plate,
+    plate_qc,
+    select_model,
+    z_prime,
+)
+from sepher.doseresponse.models import model_response
+
+DOSES = np.array([0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0])
+
+
+def test_ll4_at_dose_zero_is_upper_asymptote():
+    assert model_response("LL.4", np.array([0.0]), [2.0, 0.1, 1.0, 0.5])[0] == 1.0
+    assert model_response("LL.4", np.array([0.5]), [2.0, 0.1, 1.0, 0.5])[0] == pytest.approx(0.55)
+
+
+def test_not_reached_ic50_is_flagged_not_extrapolated():
+    # a weak drug: 50% viability only beyond the top tested dose (e = 100 > 10)
+    y = model_response("LL.4", DOSES, [1.5, 0.0, 1.0, 100.0])
+    y = np.repeat(y, 3) + np.tile([-0.01, 0.0, 0.01], DOSES.size)
+    fit = fit_curve(np.repeat(DOSES, 3), y)
+    table = ed(fit, levels=(50,)).iloc[0]
+    assert not table["reached"]
+    assert np.isnan(table["estimate"]) and np.isnan(table["lower"])
+    assert table["display"].startswith("> 10")
+    assert "e (ED50) outside the tested dose range" in fit.flags
+    absolute = ed(fit, levels=(0.5,), type="absolute").iloc[0]
+    assert not absolute["reached"] and absolute["display"].startswith("> 10")
+
+
+def test_flat_and_all_nan_curves_give_flags_not_exceptions():
+    rng = np.random.default_rng(1)
+    flat = 1.0 + 0.02 * rng.standard_normal(DOSES.size * 3)
+    fit = fit_curve(np.repeat(DOSES, 3), flat)
+    assert any(f.startswith("flat curve") for f in fit.flags)
+    nan_fit = fit_curve(DOSES, np.full(DOSES.size, np.nan))
+    assert nan_fit.flags[-1] == "all NaN" and not nan_fit.converged
+    assert np.isnan(nan_fit.params["e"])
+    assert ed(nan_fit)["reached"].eq(False).all()
+    constant = fit_curve(DOSES, np.ones(DOSES.size))
+    assert any(f.startswith("flat curve") for f in constant.flags)
+    out = fit_ll4_batch(
+        DOSES, np.vstack([np.full(DOSES.size, np.nan), np.ones(DOSES.size), flat[:8]])
+    )
+    assert out["flags"].iloc[0] == "all NaN"
+    assert not out["converged"].iloc[0]
+    assert len(out) == 3
+
+
+def test_fixed_parameters_and_ll3():
+    y = model_response("LL.4", DOSES, [1.2, 0.0, 1.0, 0.4])
+    fit = fit_curve(DOSES, y + 1e-3 * np.sin(np.arange(DOSES.size)), model="LL.4", fixed={"d": 1.0})
+    assert fit.params["d"] == 1.0 and "d" not in fit.se
+    assert fit.params["e"] == pytest.approx(0.4, rel=0.02)
+    ll3 = fit_curve(DOSES, y + 1e-3 * np.cos(np.arange(DOSES.size)), model="LL.3")
+    assert ll3.params["c"] == 0.0 and ll3.df_residual == DOSES.size - 3
+
+
+def test_aic_formula_and_model_selection():
+    rng = np.random.default_rng(3)
+    x = np.repeat(DOSES, 3)
+    y = model_response("LL.4", x, [1.3, 0.1, 1.0, 0.3]) + 0.03 * rng.standard_normal(x.size)
+    fit = fit_curve(x, y)
+    n, p = x.size, 4
+    assert fit.aic == pytest.approx(n * np.log(2 * np.pi * fit.rss / n) + n + 2 * (p + 1))
+    table = select_model(x, y)
+    assert list(table.columns[:3]) == ["model", "aic", "rss"]
+    assert table["aic"].is_monotonic_increasing
+    lof = lack_of_fit(fit)
+    assert lof["df_anova"] == x.size - DOSES.size
+    assert 0 <= lof["p"] <= 1
+
+
+def test_robust_fit_downweights_outlier():
+    x = np.repeat(DOSES, 3)
+    y = model_response("LL.4", x, [1.5, 0.05, 1.0, 0.3])
+    y = y + 0.01 * np.tile([-1.0, 0.0, 1.0], DOSES.size)
+    y_bad = y.copy()
+    y_bad[16] = 1.2  # one wild well at 0.3 (true ~0.53)
+    plain = fit_curve(x, y_bad)
+    robust = fit_curve(x, y_bad, robust="soft_l1")
+    assert abs(robust.params["e"] - 0.3) < abs(plain.params["e"] - 0.3)
+    assert robust.params["e"] == pytest.approx(0.3, rel=0.03)
+
+
+def test_shared_ed50_f_test_detects_shift():
+    rng = np.random.default_rng(7)
+    x = np.repeat(DOSES, 3)
+    y_a = model_response("LL.4", x, [1.5, 0.05, 1.0, 0.1]) + 0.02 * rng.standard_normal(x.size)
+    y_b = model_response("LL.4", x, [1.5, 0.05, 1.0, 1.0]) + 0.02 * rng.standard_normal(x.size)
+    dose = np.concatenate([x, x])
+    resp = np.concatenate([y_a, y_b])
+    curve = np.repeat(["T-R", "TP-R"], x.size)
+    test = compare_ed50(dose, resp, curve)
+    assert test["p"] < 1e-6 and test["df_shared"] == test["df_separate"] + 1
+    same = compare_ed50(dose, np.concatenate([y_a, y_a]), curve)  # identical curves
+    assert same["p"] > 0.5
+    joint = fit_joint(dose, resp, curve, shared=("e",))
+    assert joint.names.count("e") == 1
+
+
+def test_area_under_curve_of_inactive_drug_is_one():
+    fit = fit_curve(DOSES, np.ones(DOSES.size) + 1e-4 * np.arange(DOSES.size) % 2)
+    assert area_under_curve(fit) == pytest.approx(1.0, abs=1e-3)
+
+
+def _tiny_plate():
+    rows = []
+    for i, s in enumerate([100.0, 110.0, 90.0]):
+        rows.append(("P1", f"A0{i + 1}", "vehicle", 0.0, s))
+    for i, s in enumerate([10.0, 12.0, 8.0]):
+        rows.append(("P1", f"B0{i + 1}", "blank", 0.0, s))
+    rows.append(("P1", "C01", "treated", 1.0, 55.0))
+    rows.append(("P1", "C02", "treated", 10.0, 19.0))
+    # a second, noisy plate
+    for i, s in enumerate([100.0, 150.0, 50.0]):
+        rows.append(("P2", f"A0{i + 1}", "vehicle", 0.0, s))
+    for i, s in enumerate([10.0, 30.0, 20.0]):
+        rows.append(("P2", f"B0{i + 1}", "blank", 0.0, s))
+    df = pd.DataFrame(rows, columns=["plate_id", "well", "role", "concentration", "signal"])
+    return df.assign(
+        cell_line="SKBR3", condition="T-R", drug="T-DM1", concentration_unit="ug/mL", replicate=1
+    )
+
+
+def test_normalise_plate_hand_computed():
+    out = normalise_plate(_tiny_plate())
+    p1 = out[out["plate_id"] == "P1"].set_index("well")
+    # vehicle mean 100, blank mean 10: (55 - 10) / 90 = 0.5, (19 - 10) / 90 = 0.1
+    assert p1.loc["C01", "viability"] == pytest.approx(0.5)
+    assert p1.loc["C02", "viability"] == pytest.approx(0.1)
+    assert p1.loc["A02", "viability"] == pytest.approx(1.0 / 9.0 * 10.0)  # (110-10)/90
+    assert np.isnan(p1.loc["B01", "viability"])
+
+
+def test_plate_qc_z_prime_and_cv_hand_computed():
+    qc = plate_qc(_tiny_plate()).set_index("plate_id")
+    # P1: sd_v = 10, sd_b = 2, |100 - 10| = 90 -> Z' = 1 - 36/90 = 0.6; CV_v = 10%, CV_b = 20%
+    assert qc.loc["P1", "z_prime"] == pytest.approx(0.6)
+    assert qc.loc["P1", "vehicle_cv_percent"] == pytest.approx(10.0)
+    assert qc.loc["P1", "blank_cv_percent"] == pytest.approx(20.0)
+    assert qc.loc["P1", "flags"] == ""
+    # P2: sd_v = 50, sd_b = 10, gap 80 -> Z' = 1 - 180/80 = -1.25; CV_v = 50%, CV_b = 50%
+    assert qc.loc["P2", "z_prime"] == pytest.approx(-1.25)
+    assert "Z'" in qc.loc["P2", "flags"] and "vehicle CV" in qc.loc["P2", "flags"]
+    assert z_prime([1.0], [0.0]) != z_prime([1.0], [0.0])  # NaN with < 2 wells
