@@ -1,0 +1,222 @@
+"""The plates table: one CSV row per plate-reader well reading (SPEC ``plates``).
+
+:func:`read_plates` checks every row before any normalisation or fit and
+raises one :class:`~sepher.errors.InputError` naming the file, the 1-based
+data row, the column, the value and what was expected.
+
+Well names are a row letter A..P and a column 1..24 (``A01`` .. ``P24``,
+the largest standard format, 384 wells; ``A1`` is read as ``A01``). Roles:
+``treated`` (drug at a concentration > 0), ``vehicle`` (dose 0, the 100 %
+viability reference), ``blank`` (medium without cells, the 0 % reference)
+and ``time0`` (cells read at the time of treatment, for GR metrics).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sepher.errors import InputError
+
+__all__ = ["PLATES_COLUMNS", "OPTIONAL_COLUMNS", "ROLES", "read_plates", "well_position"]
+
+#: Columns every plates table must have.
+PLATES_COLUMNS = (
+    "plate_id",
+    "well",
+    "cell_line",
+    "condition",
+    "drug",
+    "concentration",
+    "concentration_unit",
+    "role",
+    "replicate",
+    "signal",
+)
+
+#: Optional columns (``time_h``: hours since treatment; 0 for time-zero reads).
+OPTIONAL_COLUMNS = ("time_h",)
+
+#: Roles of a well.
+ROLES = ("treated", "vehicle", "blank", "time0")
+
+_WELL = re.compile(r"^([A-Pa-p])0*([0-9]{1,2})$")
+
+
+def well_position(well: str) -> tuple[int, int]:
+    """0-based (row, column) of a well name such as ``"B07"``.
+
+    Raises
+    ------
+    ValueError
+        If the name is not A01..P24 (rows A..P, columns 1..24).
+    """
+    match = _WELL.match(str(well).strip())
+    if not match:
+        raise ValueError(well)
+    row, col = ord(match.group(1).upper()) - 65, int(match.group(2)) - 1
+    if not 0 <= col < 24:
+        raise ValueError(well)
+    return row, col
+
+
+def _fail(file, index, column, value, expected, hint=None):
+    raise InputError(file, expected, row=int(index) + 1, column=column, value=value, hint=hint)
+
+
+def _number(table, file, column, minimum=None, rows=None):
+    """Column as floats; the first non-numeric (or below `minimum`) value fails."""
+    values = pd.to_numeric(table[column], errors="coerce")
+    rows = table.index if rows is None else rows
+    bad = values.loc[rows].isna() | ~np.isfinite(values.loc[rows].fillna(0.0))
+    if minimum is not None:
+        bad |= values.loc[rows] < minimum
+    if bad.any():
+        index = bad.index[bad.to_numpy()][0]
+        what = "a number" if minimum is None else f"a number >= {minimum:g}"
+        _fail(file, index, column, table.at[index, column], what)
+    return values.astype(float)
+
+
+def read_plates(path) -> pd.DataFrame:
+    """Read and validate a plates table.
+
+    Parameters
+    ----------
+    path : path
+        CSV with the SPEC ``plates`` columns: ``plate_id, well, cell_line,
+        condition, drug, concentration, concentration_unit, role, replicate,
+        signal`` and optionally ``time_h`` (hours).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per well, in file order: strings stripped, ``well`` as
+        ``A01``, ``role`` lower case, ``concentration`` and ``signal``
+        float, ``replicate`` str, ``time_h`` float (NaN when absent), plus
+        ``row`` (1-based data row of the file).
+
+    Raises
+    ------
+    InputError
+        Missing file, missing or misspelt column (with a suggestion), empty
+        table, empty identifier, well name not A01..P24, duplicate well on a
+        plate, unknown role, non-numeric or negative concentration (or a
+        treated well at concentration 0), non-numeric signal, several
+        concentration units for one drug, a plate with treated wells but no
+        vehicle or no blank wells, missing replicate.
+    """
+    file = str(path)
+    if not Path(path).is_file():
+        raise InputError(file, "an existing CSV file of plate readings", value=file)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as error:
+        raise InputError(file, "a header row and at least one well row") from error
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise InputError(file, f"a comma-separated text file ({error})") from error
+    table.columns = [str(c).strip() for c in table.columns]
+    for column in PLATES_COLUMNS:
+        if column not in table.columns:
+            spare = [c for c in table.columns if c not in PLATES_COLUMNS + OPTIONAL_COLUMNS]
+            close = difflib.get_close_matches(column, spare, n=1, cutoff=0.6)
+            raise InputError(
+                file,
+                f"a column named '{column}' (columns: {', '.join(PLATES_COLUMNS)})",
+                column=column,
+                hint=f"Found '{close[0]}': did you mean '{column}'?" if close else None,
+            )
+    if len(table) == 0:
+        raise InputError(file, "at least one well row below the header (the table is empty)")
+    table = table.map(str.strip)
+    for column in ("plate_id", "cell_line", "condition", "drug", "replicate"):
+        empty = table[column] == ""
+        if empty.any():
+            index = empty.index[empty.to_numpy()][0]
+            what = "a replicate label (biological replicate)" if column == "replicate" else None
+            _fail(file, index, column, "", what or f"a non-empty {column}")
+    wells = []
+    for index, well in table["well"].items():
+        try:
+            row, col = well_position(well)
+        except ValueError:
+            _fail(file, index, "well", well, "a well name A01..P24 (row letter A-P, column 1-24)")
+        wells.append(f"{chr(65 + row)}{col + 1:02d}")
+    table["well"] = wells
+    duplicated = table.duplicated(["plate_id", "well"])
+    if duplicated.any():
+        index = duplicated.index[duplicated.to_numpy()][0]
+        first = table.index[
+            (table["plate_id"] == table.at[index, "plate_id"])
+            & (table["well"] == table.at[index, "well"])
+        ][0]
+        _fail(
+            file,
+            index,
+            "well",
+            table.at[index, "well"],
+            f"each well once per plate (plate {table.at[index, 'plate_id']} already has it "
+            f"at row {first + 1})",
+        )
+    roles = table["role"].str.lower()
+    unknown = ~roles.isin(ROLES)
+    if unknown.any():
+        index = unknown.index[unknown.to_numpy()][0]
+        _fail(file, index, "role", table.at[index, "role"], f"one of {', '.join(ROLES)}")
+    table["role"] = roles
+    table["concentration"] = _number(table, file, "concentration", minimum=0.0)
+    zero_treated = (table["role"] == "treated") & (table["concentration"] <= 0)
+    if zero_treated.any():
+        index = zero_treated.index[zero_treated.to_numpy()][0]
+        _fail(
+            file,
+            index,
+            "concentration",
+            table.at[index, "concentration"],
+            "a concentration > 0 for a treated well",
+            hint="Dose-0 wells are role 'vehicle'.",
+        )
+    table["signal"] = _number(table, file, "signal")
+    if "time_h" in table.columns:
+        present = table.index[table["time_h"] != ""]
+        times = _number(table, file, "time_h", minimum=0.0, rows=present)
+        table["time_h"] = times.where(table["time_h"] != "", np.nan)
+    else:
+        table["time_h"] = np.nan
+    treated = table[table["role"] == "treated"]
+    for drug, rows in treated.groupby("drug", sort=False):
+        units = list(dict.fromkeys(rows["concentration_unit"]))
+        if len(units) > 1:
+            index = rows.index[rows["concentration_unit"] == units[1]][0]
+            _fail(
+                file,
+                index,
+                "concentration_unit",
+                units[1],
+                f"one concentration unit per drug ({drug} is in {units[0]} at row "
+                f"{rows.index[0] + 1})",
+            )
+        if units[0] == "":
+            _fail(file, rows.index[0], "concentration_unit", "", "a unit such as ng/mL")
+    for plate, rows in table.groupby("plate_id", sort=False):
+        if not (rows["role"] == "treated").any():
+            continue
+        for role in ("vehicle", "blank"):
+            if not (rows["role"] == role).any():
+                index = rows.index[rows["role"] == "treated"][0]
+                _fail(
+                    file,
+                    index,
+                    "role",
+                    table.at[index, "role"],
+                    f"{role} wells on every plate with treated wells (plate {plate} has none)",
+                    hint="Viability is (signal - blank mean) / (vehicle mean - blank mean) "
+                    "per plate.",
+                )
+    table["replicate"] = table["replicate"].astype(str)
+    table.insert(len(table.columns), "row", table.index + 1)
+    return table.reset_index(drop=True)
