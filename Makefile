@@ -12,11 +12,13 @@ FIGURES := fig1_dose_response fig2_her2_localisation fig3_sequential_exposure \
 .PHONY: demo test venv demo-data bench lint format dryrun clean
 
 # Set-up: a virtual environment with every package pinned (requirements.lock).
+# The library (scripts/sepher) is not installed: Snakemake puts scripts/ on the
+# path of every job, and PYTHONPATH does it for the commands below, so a run
+# always uses the library of its own checkout.
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 venv: $(BIN)/.installed
@@ -29,7 +31,7 @@ demo: venv
 
 # Regenerate the committed simulated demo data (byte-identical; tested).
 demo-data: venv
-	$(BIN)/python scripts/make_demo_data.py resources/demo
+	PYTHONPATH=scripts $(BIN)/python scripts/make_demo_data.py resources/demo
 
 lint: venv
 	$(BIN)/snakemake --lint
@@ -46,7 +48,7 @@ test: venv
 	$(MAKE) lint dryrun
 
 bench: venv
-	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	for b in bench/bench_*.py; do echo "== $$b"; PYTHONPATH=scripts $(BIN)/python $$b || exit 1; done
 
 format: venv
 	$(BIN)/snakefmt Snakefile rules/
