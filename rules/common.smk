@@ -92,6 +92,13 @@ def library(*parts):
 FIGURE_BASE = ("figures/__init__", "figures/style", "figures/labels", "io/tables")
 
 
+def report_caption(figure_id):
+    """A figure's report caption: report/<figure_id>.rst followed by this run's
+    numbers, written by rule report_captions (rules/report.smk). The path is
+    absolute in the working directory: Snakemake reads it at --report time."""
+    return str(Path("results", "report", "captions", f"{figure_id}.rst").resolve())
+
+
 HOUSE_STYLE = str(Path(workflow.basedir, "resources", "sepher.mplstyle"))
 
 

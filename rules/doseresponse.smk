@@ -115,9 +115,10 @@ rule fig1_dose_response:
         pdf="results/figures/fig1_dose_response.pdf",
         png=report(
             "results/figures/fig1_dose_response.png",
-            caption="../report/fig1_dose_response.rst",
+            caption=report_caption("fig1_dose_response"),
             category="In vitro: dose-response",
-            labels={"figure": "Fig. 1", "content": "T-DM1 dose-response"},
+            subcategory="Figures",
+            labels={"figure": "Fig. 1"},
         ),
     log:
         "results/logs/figures/fig1_dose_response.log",
@@ -149,9 +150,10 @@ rule figS2_dose_response_qc:
         pdf="results/figures/figS2_dose_response_qc.pdf",
         png=report(
             "results/figures/figS2_dose_response_qc.png",
-            caption="../report/figS2_dose_response_qc.rst",
+            caption=report_caption("figS2_dose_response_qc"),
             category="In vitro: dose-response",
-            labels={"figure": "Fig. S2", "content": "plate QC and residuals"},
+            subcategory="Figures",
+            labels={"figure": "Fig. S2"},
         ),
     log:
         "results/logs/figures/figS2_dose_response_qc.log",

@@ -12,9 +12,10 @@ rule fig5_cohort_flow:
         pdf="results/figures/fig5_cohort_flow.pdf",
         png=report(
             "results/figures/fig5_cohort_flow.png",
-            caption="../report/fig5_cohort_flow.rst",
+            caption=report_caption("fig5_cohort_flow"),
             category="Cohort",
-            labels={"figure": "Fig. 5", "content": "cohort flow"},
+            subcategory="Figures",
+            labels={"figure": "Fig. 5"},
         ),
     log:
         "results/logs/figures/fig5_cohort_flow.log",
@@ -44,9 +45,10 @@ rule fig6_km_os:
         pdf="results/figures/fig6_km_os.pdf",
         png=report(
             "results/figures/fig6_km_os.png",
-            caption="../report/fig6_km_os.rst",
+            caption=report_caption("fig6_km_os"),
             category="Cohort",
-            labels={"figure": "Fig. 6", "content": "Kaplan-Meier OS"},
+            subcategory="Figures",
+            labels={"figure": "Fig. 6"},
         ),
     log:
         "results/logs/figures/fig6_km_os.log",
@@ -76,9 +78,10 @@ use rule fig6_km_os as fig7_km_pfs2 with:
         pdf="results/figures/fig7_km_pfs2.pdf",
         png=report(
             "results/figures/fig7_km_pfs2.png",
-            caption="../report/fig7_km_pfs2.rst",
+            caption=report_caption("fig7_km_pfs2"),
             category="Cohort",
-            labels={"figure": "Fig. 7", "content": "Kaplan-Meier PFS2"},
+            subcategory="Figures",
+            labels={"figure": "Fig. 7"},
         ),
     log:
         "results/logs/figures/fig7_km_pfs2.log",
@@ -101,9 +104,10 @@ use rule fig6_km_os as figS4_tdm1_by_line with:
         pdf="results/figures/figS4_tdm1_by_line.pdf",
         png=report(
             "results/figures/figS4_tdm1_by_line.png",
-            caption="../report/figS4_tdm1_by_line.rst",
+            caption=report_caption("figS4_tdm1_by_line"),
             category="Cohort",
-            labels={"figure": "Fig. S4", "content": "T-DM1 PFS by line"},
+            subcategory="Figures",
+            labels={"figure": "Fig. S4"},
         ),
     log:
         "results/logs/figures/figS4_tdm1_by_line.log",
@@ -131,9 +135,10 @@ rule fig8_cox_forest:
         pdf="results/figures/fig8_cox_forest.pdf",
         png=report(
             "results/figures/fig8_cox_forest.png",
-            caption="../report/fig8_cox_forest.rst",
+            caption=report_caption("fig8_cox_forest"),
             category="Cohort",
-            labels={"figure": "Fig. 8", "content": "multivariate Cox"},
+            subcategory="Figures",
+            labels={"figure": "Fig. 8"},
         ),
     log:
         "results/logs/figures/fig8_cox_forest.log",
@@ -160,9 +165,10 @@ rule table1_characteristics:
         pdf="results/figures/table1_characteristics.pdf",
         png=report(
             "results/figures/table1_characteristics.png",
-            caption="../report/table1_characteristics.rst",
+            caption=report_caption("table1_characteristics"),
             category="Cohort",
-            labels={"figure": "Table 1", "content": "patient characteristics"},
+            subcategory="Figures",
+            labels={"figure": "Table 1"},
         ),
     log:
         "results/logs/figures/table1_characteristics.log",
@@ -189,9 +195,10 @@ use rule table1_characteristics as table2_cox with:
         pdf="results/figures/table2_cox.pdf",
         png=report(
             "results/figures/table2_cox.png",
-            caption="../report/table2_cox.rst",
+            caption=report_caption("table2_cox"),
             category="Cohort",
-            labels={"figure": "Table 2", "content": "Cox models"},
+            subcategory="Figures",
+            labels={"figure": "Table 2"},
         ),
     log:
         "results/logs/figures/table2_cox.log",
@@ -213,9 +220,10 @@ rule figS3_ph_diagnostics:
         pdf="results/figures/figS3_ph_diagnostics.pdf",
         png=report(
             "results/figures/figS3_ph_diagnostics.png",
-            caption="../report/figS3_ph_diagnostics.rst",
+            caption=report_caption("figS3_ph_diagnostics"),
             category="Cohort",
-            labels={"figure": "Fig. S3", "content": "PH diagnostics"},
+            subcategory="Figures",
+            labels={"figure": "Fig. S3"},
         ),
     log:
         "results/logs/figures/figS3_ph_diagnostics.log",

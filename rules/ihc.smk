@@ -112,9 +112,10 @@ rule fig4_biopsies:
         pdf="results/figures/fig4_biopsies.pdf",
         png=report(
             "results/figures/fig4_biopsies.png",
-            caption="../report/fig4_biopsies.rst",
+            caption=report_caption("fig4_biopsies"),
             category="Biopsies",
-            labels={"figure": "Fig. 4", "content": "HER2 IHC pre / post"},
+            subcategory="Figures",
+            labels={"figure": "Fig. 4"},
         ),
     log:
         "results/logs/ihc/fig4_biopsies.log",

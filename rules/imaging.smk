@@ -123,9 +123,10 @@ rule fig2_her2_localisation:
         pdf="results/figures/fig2_her2_localisation.pdf",
         png=report(
             "results/figures/fig2_her2_localisation.png",
-            caption="../report/fig2_her2_localisation.rst",
+            caption=report_caption("fig2_her2_localisation"),
             category="In vitro: imaging",
-            labels={"figure": "Fig. 2", "content": "HER2 localisation (IF)"},
+            subcategory="Figures",
+            labels={"figure": "Fig. 2"},
         ),
     log:
         "results/logs/figures/fig2_her2_localisation.log",
@@ -160,9 +161,10 @@ rule fig3_sequential_exposure:
         pdf="results/figures/fig3_sequential_exposure.pdf",
         png=report(
             "results/figures/fig3_sequential_exposure.png",
-            caption="../report/fig3_sequential_exposure.rst",
+            caption=report_caption("fig3_sequential_exposure"),
             category="In vitro: imaging",
-            labels={"figure": "Fig. 3", "content": "sequential exposure"},
+            subcategory="Figures",
+            labels={"figure": "Fig. 3"},
         ),
     log:
         "results/logs/figures/fig3_sequential_exposure.log",
@@ -197,9 +199,10 @@ rule figS1_segmentation_qc:
         pdf="results/figures/figS1_segmentation_qc.pdf",
         png=report(
             "results/figures/figS1_segmentation_qc.png",
-            caption="../report/figS1_segmentation_qc.rst",
+            caption=report_caption("figS1_segmentation_qc"),
             category="In vitro: imaging",
-            labels={"figure": "Fig. S1", "content": "segmentation and image QC"},
+            subcategory="Figures",
+            labels={"figure": "Fig. S1"},
         ),
     log:
         "results/logs/figures/figS1_segmentation_qc.log",

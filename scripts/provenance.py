@@ -1,4 +1,4 @@
-"""Rule provenance: input checksums, config, commit, versions, date."""
+"""Rule provenance: input and image checksums, config, commit, versions, date."""
 
 from sepher.io.provenance import provenance
 from sepher.io.tables import write_json
@@ -6,7 +6,14 @@ from sepher.workflow import run_logged
 
 
 def main(smk):
-    write_json(provenance(list(smk.input.inputs), dict(smk.params.config)), smk.output.json)
+    record = provenance(
+        list(smk.input.inputs),
+        dict(smk.params.config),
+        images=list(smk.input.images),
+        images_root=smk.params.images_root,
+        repo_dir=smk.params.workflow_dir,
+    )
+    write_json(record, smk.output.json)
 
 
 run_logged(snakemake, main)

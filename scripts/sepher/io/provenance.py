@@ -50,6 +50,7 @@ def git_commit(repo_dir=".") -> str:
 
 
 def package_versions(names=PACKAGES) -> dict:
+    """Installed version of each package in `names` ("not installed" when absent)."""
     versions = {}
     for name in names:
         try:
@@ -59,13 +60,71 @@ def package_versions(names=PACKAGES) -> dict:
     return versions
 
 
-def provenance(inputs, config) -> dict:
-    """Everything a reviewer needs to tie results to inputs and code."""
+def file_record(path) -> dict:
+    """SHA-256 and size in bytes of one file (read in chunks: constant memory)."""
+    return {"sha256": sha256(path), "bytes": Path(path).stat().st_size}
+
+
+def image_records(files, root=None) -> dict:
+    """Checksums of the image files of a sample sheet.
+
+    Parameters
+    ----------
+    files : iterable of path
+        Image files (each read once, in chunks; memory does not grow with
+        image size).
+    root : path, optional
+        The sheet's folder: keys are paths relative to it (as written in the
+        sheet's ``path`` column), else the paths as given.
+
+    Returns
+    -------
+    dict
+        Path -> ``{"sha256": ..., "bytes": ...}``, sorted by path.
+    """
+    records = {}
+    for file in files:
+        key = Path(file)
+        if root is not None:
+            try:
+                key = key.resolve().relative_to(Path(root).resolve())
+            except ValueError:
+                pass
+        records[key.as_posix()] = file_record(file)
+    return dict(sorted(records.items()))
+
+
+def provenance(inputs, config, images=(), images_root=None, repo_dir=".") -> dict:
+    """Everything a reviewer needs to tie results to inputs and code.
+
+    Parameters
+    ----------
+    inputs : iterable of path
+        The input tables (cohort, plates, images sample sheet).
+    config : dict
+        The configuration used (defaults filled in).
+    images : iterable of path
+        Every image file listed in the images sample sheet.
+    images_root : path, optional
+        The sample sheet's folder (image keys are relative to it).
+    repo_dir : path
+        The workflow's folder (its git commit is recorded).
+
+    Returns
+    -------
+    dict
+        ``inputs`` and ``images`` (path -> SHA-256 and bytes), ``config``,
+        ``workflow_commit``, ``snakemake``, ``python``, ``packages`` and
+        ``run_date_utc`` (data only: never stamped into figures).
+    """
+    packages = package_versions()
     return {
-        "inputs": {str(p): {"sha256": sha256(p), "bytes": Path(p).stat().st_size} for p in inputs},
+        "inputs": {str(p): file_record(p) for p in inputs},
+        "images": image_records(images, images_root),
         "config": config,
-        "workflow_commit": git_commit(),
+        "workflow_commit": git_commit(repo_dir),
+        "snakemake": packages.get("snakemake", "not installed"),
         "python": platform.python_version(),
-        "packages": package_versions(),
+        "packages": packages,
         "run_date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

@@ -116,7 +116,14 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
             if not size > 0:
                 raise ValueError
         except ValueError:
-            _fail(file, index, "pixel_size_um", row["pixel_size_um"], "a pixel size > 0 in µm", image_id)
+            _fail(
+                file,
+                index,
+                "pixel_size_um",
+                row["pixel_size_um"],
+                "a pixel size > 0 in µm",
+                image_id,
+            )
         pixel_sizes.append(size)
         image = (root / row["path"]).resolve()
         if Path(row["path"]).is_absolute() or not image.is_relative_to(root):
@@ -146,16 +153,33 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
         for column in ("cell_line", "condition", "replicate"):
             for index in if_rows:
                 if not table.at[index, column]:
-                    _fail(file, index, column, "", f"a non-empty {column} for IF rows", table.at[index, "image_id"])
+                    _fail(
+                        file,
+                        index,
+                        column,
+                        "",
+                        f"a non-empty {column} for IF rows",
+                        table.at[index, "image_id"],
+                    )
     ihc_rows = table.index[table["assay"] == "IHC"]
     if len(ihc_rows):
         for index in ihc_rows:
             value = table.at[index, "timepoint"].lower()
             if value not in TIMEPOINTS:
-                _fail(file, index, "timepoint", table.at[index, "timepoint"], "pre or post", table.at[index, "image_id"])
+                _fail(
+                    file,
+                    index,
+                    "timepoint",
+                    table.at[index, "timepoint"],
+                    "pre or post",
+                    table.at[index, "image_id"],
+                )
             table.at[index, "timepoint"] = value
         check_pseudonymous_ids(
-            table.loc[ihc_rows, "patient_id"], file, column="patient_id", rows=[i + 1 for i in ihc_rows]
+            table.loc[ihc_rows, "patient_id"],
+            file,
+            column="patient_id",
+            rows=[i + 1 for i in ihc_rows],
         )
     if assay is not None:
         table = table[table["assay"] == assay].reset_index(drop=True)

@@ -1,0 +1,411 @@
+"""A Methods section generated from the run: configuration, counts, software.
+
+:func:`methods_markdown` writes what each stage did with the exact
+parameters of the configuration actually used, the counts of what went in
+(patients, events, images, cells, biopsies, plates, curves) and the names
+and versions of the software, so that a reviewer can check a paper's
+methods against the run. The ``*_counts`` functions derive the counts from
+the aggregate result tables. Nothing here reads files.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+
+import pandas as pd
+
+__all__ = [
+    "cohort_counts",
+    "imaging_counts",
+    "ihc_counts",
+    "doseresponse_counts",
+    "methods_markdown",
+    "markdown_to_html",
+]
+
+
+def _pct(level) -> str:
+    return f"{100 * float(level):g}%"
+
+
+def _list(items) -> str:
+    items = [str(i) for i in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# --- counts from the result tables -------------------------------------------------------
+
+
+def cohort_counts(flow: pd.DataFrame, medians: pd.DataFrame) -> dict:
+    """Patients in the cohort and per group, events per endpoint of the analysed line.
+
+    Parameters
+    ----------
+    flow : DataFrame
+        ``flow.csv`` (box_id, parent_id, label, n).
+    medians : DataFrame
+        ``km_medians.csv`` (analysis, endpoint, group, n, events, ...).
+    """
+    boxes = flow.set_index("box_id")
+    analysed = medians[medians["analysis"] == "os"]
+    events = {
+        str(endpoint): int(rows["events"].sum())
+        for endpoint, rows in medians[medians["analysis"].isin(["os", "pfs2"])].groupby(
+            "endpoint", sort=False
+        )
+    }
+    return {
+        "patients": int(boxes.loc["all", "n"]) if "all" in boxes.index else None,
+        "analysed": int(analysed["n"].sum()),
+        "groups": {str(g): int(n) for g, n in zip(analysed["group"], analysed["n"], strict=True)},
+        "lines": {
+            str(row["label"]): int(row["n"])
+            for _, row in flow[flow["parent_id"] == "all"].iterrows()
+        },
+        "events": events,
+    }
+
+
+def imaging_counts(image_qc: pd.DataFrame, per_image: pd.DataFrame) -> dict:
+    """Images (kept / left out by QC), cells, replicates, conditions of the IF stage.
+
+    Parameters
+    ----------
+    image_qc : DataFrame
+        ``if_image_qc.csv``: one row per image with a boolean ``image_excluded``.
+    per_image : DataFrame
+        The per-image rows of ``if_summary.csv`` (``n_cells``,
+        ``n_cells_excluded``, ``cell_line``, ``condition``, ``replicate``).
+    """
+    excluded = image_qc["image_excluded"].astype(str).str.lower().isin(["true", "1"])
+    return {
+        "images": int(len(image_qc)),
+        "images_excluded": int(excluded.sum()),
+        "cells": int(per_image["n_cells"].sum()),
+        "cells_excluded": int(per_image["n_cells_excluded"].sum()),
+        "cell_lines": sorted(per_image["cell_line"].astype(str).unique()),
+        "conditions": list(dict.fromkeys(per_image["condition"].astype(str))),
+        "replicates": int(
+            per_image[["cell_line", "condition", "replicate"]].drop_duplicates().shape[0]
+        ),
+    }
+
+
+def ihc_counts(samples: pd.DataFrame) -> dict:
+    """Tiles, biopsies, patients and cells of the IHC stage (``ihc_samples.csv``)."""
+    return {
+        "tiles": int(samples["n_images"].sum()),
+        "biopsies": int(len(samples)),
+        "patients": int(samples["patient_id"].nunique()),
+        "cells": int(samples["n_cells"].sum()),
+        "tumour_cells": int(samples["n_tumour_cells"].sum()),
+    }
+
+
+def doseresponse_counts(fits: pd.DataFrame, plate_qc: pd.DataFrame | None = None) -> dict:
+    """Curves fitted (rows of ``fits.csv``) and plates read (rows of ``plate_qc.csv``)."""
+    counts = {"curves": int(len(fits))}
+    if "cell_line" in fits.columns:
+        counts["cell_lines"] = sorted(fits["cell_line"].astype(str).unique())
+    if plate_qc is not None:
+        counts["plates"] = int(len(plate_qc))
+    return counts
+
+
+# --- the text ----------------------------------------------------------------------------
+
+
+def _name(level, levels, labels) -> str:
+    """Display name of a group level: "Pertuzumab-naive (no)"."""
+    if str(level) in levels and len(labels) == len(levels):
+        return f"{labels[levels.index(str(level))]} ({level})"
+    return str(level)
+
+
+def _cohort(survival: Mapping, counts: Mapping | None) -> list[str]:
+    levels = [str(v) for v in survival["group_levels"]]
+    labels = [str(v) for v in survival.get("group_labels", [])] or levels
+    lines = ["## Cohort: survival analysis", ""]
+    if counts:
+        lines.append(
+            f"The cohort table held {counts['patients']} patients treated with T-DM1 "
+            f"({_list(f'{n} {label}' for label, n in counts['lines'].items())}). "
+            f"{counts['analysed']} patients treated with T-DM1 in line {survival['tdm1_line']} "
+            f"were analysed ({_list(f'{n} {_name(g, levels, labels)}' for g, n in counts['groups'].items())}"
+            f" by `{survival['group']}`); events: "
+            + _list(f"{n} for {endpoint}" for endpoint, n in counts["events"].items())
+            + "."
+        )
+        lines.append("")
+    categorical = survival.get("categorical", {})
+    lines += [
+        "- Endpoints: overall survival (OS) from diagnosis of advanced disease to death from any "
+        "cause, censored at last contact; progression-free survival on T-DM1 (PFS2) from the "
+        "start of T-DM1 to progression or death, censored at last contact; months = days / "
+        "30.4375.",
+        f"- Groups: `{survival['group']}`, levels {_list(levels)} (reference: {levels[0]}; "
+        f"shown as {_list(labels)}).",
+        f"- Kaplan-Meier estimates with {_pct(survival['conf_level'])} confidence intervals on the "
+        f'{survival["km_ci"]} scale (R `survfit(conf.type = "{survival["km_ci"]}")`); median '
+        "survival and its confidence limits as in R survival 3.5-3 (`print.survfit`).",
+        "- Groups compared by the log-rank test (R `survdiff`, rho = 0).",
+        f"- Cox proportional-hazards models with {survival['cox_ties']} ties (R `coxph`), "
+        "hazard ratios with Wald confidence intervals and p-values; univariate models for the "
+        "group and each covariate, and one multivariate model per endpoint with the group and "
+        f"the covariates {_list(f'`{c}`' for c in survival['covariates'])}; complete cases.",
+        "- Categorical covariates (reference level first): "
+        + "; ".join(f"`{c}` ({', '.join(map(str, lv))})" for c, lv in categorical.items())
+        + ".",
+        "- Proportional hazards: score test of the scaled Schoenfeld residuals per term and "
+        f"GLOBAL, time transform `{survival['zph_transform']}` (R `cox.zph`, survival >= 3.0).",
+        "- Table 1: n (%) with the chi-squared test (Fisher's exact test for 2 x 2 tables with "
+        "an expected count below 5) for categorical covariates; median [Q1, Q3] with the "
+        "Kruskal-Wallis test for continuous ones (Python package tableone).",
+        "- PFS on T-DM1 by line (Fig. S4): all patients, lines above "
+        f"{survival['by_line_max']} pooled, log-rank test across lines.",
+        "",
+    ]
+    return lines
+
+
+def _imaging(imaging: Mapping, counts: Mapping | None) -> list[str]:
+    lines = ["## In vitro: HER2 immunofluorescence", ""]
+    if counts:
+        lines.append(
+            f"{counts['images']} immunofluorescence images ({counts['images_excluded']} left out "
+            f"by image QC) of {len(counts['cell_lines'])} cell line(s) "
+            f"({_list(counts['cell_lines'])}) in {len(counts['conditions'])} conditions "
+            f"({_list(counts['conditions'])}), {counts['replicates']} biological replicates; "
+            f"{counts['cells']} cells analysed ({counts['cells_excluded']} more left out by cell QC)."
+        )
+        lines.append("")
+    low, high = imaging["cell_area_um2"]
+    lines += [
+        "- Image QC: a field is left out when more than "
+        f"{imaging['max_saturated_fraction']} of the pixels of a channel are at the detector "
+        f"maximum, or when its focus score is more than {imaging['focus_outlier_k']} robust SDs "
+        "below the run median.",
+        f"- Nuclei: nuclear stain smoothed (Gaussian, sigma {imaging['nuclei_smoothing_um']} um), "
+        f"background subtracted (window {imaging['nuclei_background_um']} um), "
+        f"`{imaging['nuclei_threshold']}` threshold (scikit-image), touching nuclei split by "
+        f"watershed; nuclei of {imaging['nuclei_min_area_um2']}-"
+        f"{imaging['nuclei_max_area_um2']} um^2 kept.",
+        f"- Cells: {imaging['cell_method']} from the nuclei "
+        + (
+            f"on the membrane channel (else HER2), smoothed {imaging['cell_smoothing_um']} um, at "
+            f"most {imaging['cell_max_radius_um']} um beyond the nucleus"
+            if imaging["cell_method"] == "watershed"
+            else f"(expansion by {imaging['cell_expand_um']} um)"
+        )
+        + f"; cells of {low}-{high} um^2 kept; cells touching the field border or holding "
+        "saturated pixels are left out.",
+        f"- Per cell: HER2 mean and integrated intensity in the nucleus, the cytoplasm and a "
+        f"{imaging['membrane_band_um']} um membrane band inside the cell edge (outside the "
+        "nucleus), minus the field background; nuclear fraction = background-subtracted "
+        "nuclear / whole-cell integrated HER2; membrane completeness = fraction of the band "
+        f"above background + {imaging['completeness_k']} SD.",
+        "- Summaries: median of cells per image, mean of images per biological replicate, mean "
+        f"of replicates per condition with a {_pct(imaging['conf_level'])} t confidence "
+        "interval over replicates (SuperPlots, Lord et al. 2020).",
+        "- Comparisons within each cell line on replicate means: Welch t-test; ratio of means "
+        "with a delta-method confidence interval on the log scale; Hedges' g. Pairs (test vs "
+        "reference): "
+        + "; ".join(f"{c['test']} vs {c['reference']}" for c in imaging.get("comparisons", []))
+        + ".",
+        "",
+    ]
+    return lines
+
+
+def _ihc(ihc: Mapping, counts: Mapping | None) -> list[str]:
+    lines = ["## Biopsies: HER2 immunohistochemistry", ""]
+    if counts:
+        lines.append(
+            f"{counts['tiles']} H-DAB tiles of {counts['biopsies']} biopsies from "
+            f"{counts['patients']} patients (pre and post treatment); {counts['cells']} cells "
+            f"detected, {counts['tumour_cells']} tumour cells scored."
+        )
+        lines.append("")
+    stains = (
+        "stain vectors estimated per tile (Macenko et al. 2009)"
+        if ihc["stain_estimation"] == "macenko"
+        else f"fixed stain vectors (Ruifrok & Johnston 2001; hematoxylin {ihc['hematoxylin']}, "
+        f"DAB {ihc['dab']}, RGB optical density)"
+    )
+    lines += [
+        f"- Colour deconvolution into hematoxylin and DAB optical density with {stains}; "
+        f"glass intensity I0 = {ihc['background_intensity']}; tissue = OD above "
+        f"{ihc['tissue_od_threshold']} (summed RGB).",
+        f"- Nuclei: hematoxylin OD above {ihc['nucleus_threshold_od']} and at least "
+        f"{ihc['nucleus_contrast_od']} above the local background (smoothing "
+        f"{ihc['nucleus_smoothing_um']} um, background sigma "
+        f"{ihc['nucleus_background_sigma_um']} um), touching nuclei split by watershed from "
+        f"seeds of dynamic >= {ihc['nucleus_split_h_od']} OD; {ihc['nucleus_min_area_um2']}-"
+        f"{ihc['nucleus_max_area_um2']} um^2.",
+        f"- Cells: {ihc['cell_method']} from the nuclei (at most {ihc['cell_expansion_um']} um "
+        f"beyond the nucleus); membrane band {ihc['membrane_width_um']} um inside the cell edge."
+        + (
+            " Only tumour epithelium is scored: local nuclear area fraction >= "
+            f"{ihc['epithelium_min_nuclear_fraction']} (Gaussian sigma "
+            f"{ihc['epithelium_sigma_um']} um) and local extranuclear OD >= "
+            f"{ihc['epithelium_min_extranuclear_od']}; stroma cells are kept but not scored."
+            if ihc["exclude_stroma"]
+            else ""
+        ),
+        f"- Per tumour cell: membrane class 1+ (band mean DAB OD >= {ihc['weak']}), 2+ (>= "
+        f"{ihc['moderate']} and complete), 3+ (>= {ihc['strong']} and complete); complete = "
+        f"stained over >= {ihc['complete_fraction']} of {ihc['n_sectors']} angular sectors; "
+        f"0 = stained over <= {ihc['max_fraction_for_0']}.",
+        "- Per biopsy (all tiles pooled): H-score = 1 x %1+ + 2 x %2+ + 3 x %3+ (0-300); "
+        "percent of tumour cells with complete membrane staining; ASCO/CAP 2018 category: the "
+        f"highest class held by more than {ihc['asco_cap_cutoff_pct']}% of tumour cells.",
+        "- Pre/post changes per patient (post - pre).",
+        "",
+    ]
+    return lines
+
+
+def _doseresponse(dr: Mapping, counts: Mapping | None) -> list[str]:
+    lines = ["## In vitro: dose-response", ""]
+    if counts:
+        text = f"{counts['curves']} dose-response curves fitted"
+        if "plates" in counts:
+            text += f" from {counts['plates']} plates"
+        if counts.get("cell_lines"):
+            text += f" ({_list(counts['cell_lines'])})"
+        lines += [text + ".", ""]
+    lines += [
+        "- Viability = (signal - plate blank mean) / (plate vehicle mean - blank mean); vehicle "
+        "wells enter the fits as dose-0 observations (R drc).",
+        f"- Plate QC: Z'-factor below {dr['min_z_prime']} or vehicle / blank CV above "
+        f"{dr['max_cv_percent']}% flagged.",
+        f"- Model `{dr['model']}` (R drc conventions b, c, d, e) fitted to each curve; "
+        f"{_list(f'`{m}`' for m in dr['candidate_models'])} compared by AIC; outliers: "
+        f"`{dr['outliers']}`"
+        + (f" (ROUT, Q = {dr['outlier_q']})" if dr["outliers"] == "rout" else "")
+        + (f" (loss `{dr['robust_loss']}`)" if dr["outliers"] == "robust" else "")
+        + ".",
+        f"- Relative effective doses ED{', ED'.join(str(v) for v in dr['ed_levels'])} (ED50 = "
+        f"relative IC50) with {_pct(dr['conf_level'])} delta-method confidence intervals "
+        "(t on the residual df).",
+        f"- {dr['drug']} IC50 ratios within each cell line (joint fit, drc `EDcomp`), t test of "
+        "ratio = 1: "
+        + "; ".join(f"{c['numerator']} / {c['denominator']}" for c in dr.get("comparisons", []))
+        + ".",
+        "",
+    ]
+    return lines
+
+
+def _software(software: Mapping) -> list[str]:
+    packages = software.get("packages", {})
+    lines = [
+        "## Software",
+        "",
+        f"sepher workflow (commit `{software.get('workflow_commit', 'unknown')}`) run with "
+        f"Snakemake {packages.get('snakemake', 'unknown')} on Python "
+        f"{software.get('python', 'unknown')}; packages: "
+        + ", ".join(
+            f"{name} {version}"
+            for name, version in sorted(packages.items())
+            if name != "snakemake" and version != "not installed"
+        )
+        + ". Input checksums (SHA-256) and the full configuration: `results/provenance.json`.",
+        "",
+    ]
+    return lines
+
+
+def methods_markdown(
+    config: Mapping,
+    counts: Mapping | None = None,
+    software: Mapping | None = None,
+    stages=("doseresponse", "imaging", "ihc", "cohort"),
+) -> str:
+    """The Methods section of a run, as Markdown.
+
+    Parameters
+    ----------
+    config : mapping
+        The configuration actually used (with defaults filled in).
+    counts : mapping, optional
+        Per stage (``"cohort"``, ``"imaging"``, ``"ihc"``, ``"doseresponse"``)
+        the counts from :func:`cohort_counts`, :func:`imaging_counts`,
+        :func:`ihc_counts`, :func:`doseresponse_counts`.
+    software : mapping, optional
+        ``packages`` (name -> version), ``python``, ``workflow_commit``, as
+        in ``provenance.json``.
+    stages : sequence of str
+        Stages run, in the order of the study; a stage is written only when
+        its input (``cohort``, ``plates``, ``images``) is configured.
+
+    Returns
+    -------
+    str
+        Markdown text (headings, paragraphs, bullet lists, inline code).
+    """
+    counts = counts or {}
+    inputs = {"cohort": "cohort", "imaging": "images", "ihc": "images", "doseresponse": "plates"}
+    lines = ["# Methods", ""]
+    if config.get("simulated"):
+        lines += ["All inputs of this run are **simulated** (demo data set).", ""]
+    writers = {
+        "cohort": lambda: _cohort(config["survival"], counts.get("cohort")),
+        "imaging": lambda: _imaging(config["imaging"], counts.get("imaging")),
+        "ihc": lambda: _ihc(config["ihc"], counts.get("ihc")),
+        "doseresponse": lambda: _doseresponse(config["doseresponse"], counts.get("doseresponse")),
+    }
+    for stage in stages:
+        if config.get(inputs[stage]):
+            lines += writers[stage]()
+    if software:
+        lines += _software(software)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+
+
+def markdown_to_html(markdown: str, title: str = "Methods") -> str:
+    """The Markdown written by :func:`methods_markdown` as a standalone HTML page.
+
+    Only what that function writes is understood: ``#``/``##`` headings,
+    paragraphs, ``- `` bullet lists, ``**bold**`` and ```code```.
+    """
+    body, in_list = [], False
+    for line in markdown.splitlines():
+        if line.startswith("- "):
+            if not in_list:
+                body.append("<ul>")
+                in_list = True
+            body.append(f"<li>{_inline(line[2:])}</li>")
+            continue
+        if in_list:
+            body.append("</ul>")
+            in_list = False
+        if line.startswith("## "):
+            body.append(f"<h2>{_inline(line[3:])}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{_inline(line[2:])}</h1>")
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+    if in_list:
+        body.append("</ul>")
+    style = (
+        "body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:14px;"
+        "max-width:52em;margin:16px;line-height:1.45;color:#222}"
+        "h1{font-size:20px}h2{font-size:16px;margin-top:1.2em}code{font-size:12px}"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{style}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )

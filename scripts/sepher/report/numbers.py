@@ -1,0 +1,366 @@
+"""The key numbers of a run, as sentences for figure captions.
+
+Each function takes the result tables the workflow writes (pandas
+DataFrames, as read by :func:`sepher.io.tables.read_table`) and returns one
+reStructuredText paragraph stating the numbers a reader looks for in that
+figure: medians with their confidence intervals, test statistics and
+p-values, hazard ratios, ratios between conditions, category counts. Nothing
+here reads files or knows about Snakemake.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "format_ci",
+    "format_number",
+    "format_p",
+    "km_numbers",
+    "by_line_numbers",
+    "flow_numbers",
+    "cox_numbers",
+    "ph_numbers",
+    "table1_numbers",
+    "if_numbers",
+    "ihc_numbers",
+    "ic50_numbers",
+    "image_qc_numbers",
+]
+
+#: Sentence that opens every numbers paragraph (the figure's own text comes first).
+LEAD = "**This run.**"
+
+
+def format_number(value, digits: int = 1) -> str:
+    """`value` with `digits` decimals; "NA" for a missing value, "not reached" for inf."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "NA"
+    if isinstance(value, float) and math.isinf(value):
+        return "not reached"
+    return f"{float(value):.{digits}f}"
+
+
+def format_p(p) -> str:
+    """A p-value as "p = 0.031", "p = 0.0006" (two significant digits) or "p < 0.0001"."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "p = NA"
+    p = float(p)
+    if p < 1e-4:
+        return "p < 0.0001"
+    if p >= 0.1:
+        return f"p = {p:.2f}"
+    return f"p = {p:.2g}" if p >= 0.001 else f"p = {p:.1g}"
+
+
+def format_ci(estimate, lower, upper, digits: int = 1, conf_level: float = 0.95) -> str:
+    """ "52.9 (95% CI 48.5-59.5)"; a missing bound reads "NA" (e.g. upper not reached)."""
+    level = f"{100 * conf_level:g}%"
+    return (
+        f"{format_number(estimate, digits)} ({level} CI "
+        f"{format_number(lower, digits)}-{format_number(upper, digits)})"
+    )
+
+
+def _label(level, group_levels, group_labels) -> str:
+    levels = [str(v) for v in group_levels]
+    if str(level) in levels and len(group_labels) == len(levels):
+        return str(group_labels[levels.index(str(level))])
+    return str(level)
+
+
+def km_numbers(
+    medians: pd.DataFrame,
+    logrank: pd.DataFrame,
+    cox: pd.DataFrame,
+    analysis: str,
+    group: str,
+    group_levels,
+    group_labels=(),
+) -> str:
+    """Median survival per group with CI, the log-rank p and the univariate HR.
+
+    Parameters
+    ----------
+    medians, logrank, cox : DataFrame
+        ``km_medians.csv``, ``logrank.csv`` and ``cox.csv`` of the cohort stage.
+    analysis : {"os", "pfs2"}
+        Rows of `medians` and `logrank` to report.
+    group : str
+        Cohort column compared (``survival.group``); its univariate Cox row
+        gives the hazard ratio of the second level versus the first.
+    group_levels, group_labels : sequence of str
+        Levels (reference first) and their display names.
+
+    Returns
+    -------
+    str
+        One paragraph; times in months.
+    """
+    rows = medians[medians["analysis"] == analysis]
+    rows = rows.set_index(rows["group"].astype(str))
+    if rows.empty:
+        return ""
+    endpoint = str(rows["endpoint"].iloc[0])
+    conf_level = float(rows["conf_level"].iloc[0])
+    conf_type = str(rows["conf_type"].iloc[0])
+    parts = []
+    for level in [str(v) for v in group_levels] or list(rows.index):
+        if level not in rows.index:
+            continue
+        row = rows.loc[level]
+        parts.append(
+            f"{_label(level, group_levels, group_labels)} (n = {int(row['n'])}, "
+            f"{int(row['events'])} events): "
+            + format_ci(row["median"], row["lower"], row["upper"], 1, conf_level)
+        )
+    text = f"{LEAD} Median {endpoint}, months ({conf_type} CI): " + "; ".join(parts) + "."
+    test = logrank[logrank["analysis"] == analysis]
+    if not test.empty:
+        test = test.iloc[0]
+        text += (
+            f" Log-rank chi-squared = {test['chisq']:.2f} on {int(test['df'])} df, "
+            f"{format_p(test['p'])}."
+        )
+    hr = cox[
+        (cox["endpoint"] == endpoint) & (cox["model"] == "univariate") & (cox["term"] == group)
+    ]
+    if not hr.empty:
+        hr = hr.iloc[0]
+        text += (
+            f" Univariate Cox hazard ratio, {_label(hr['level'], group_levels, group_labels)} vs "
+            f"{_label(hr['reference'], group_levels, group_labels)}: "
+            + format_ci(hr["hr"], hr["hr_lower"], hr["hr_upper"], 2)
+            + f", {format_p(hr['p'])}."
+        )
+    return text
+
+
+def by_line_numbers(medians: pd.DataFrame, logrank: pd.DataFrame) -> str:
+    """Median PFS on T-DM1 per line of therapy, and the log-rank test across lines."""
+    rows = medians[medians["analysis"] == "by_line"]
+    if rows.empty:
+        return ""
+    conf_level = float(rows["conf_level"].iloc[0])
+    parts = [
+        f"line {row['group']} (n = {int(row['n'])}): "
+        + format_ci(row["median"], row["lower"], row["upper"], 1, conf_level)
+        for _, row in rows.iterrows()
+    ]
+    text = f"{LEAD} Median PFS on T-DM1, months: " + "; ".join(parts) + "."
+    test = logrank[logrank["analysis"] == "by_line"]
+    if not test.empty:
+        test = test.iloc[0]
+        text += (
+            f" Log-rank test across lines: chi-squared = {test['chisq']:.2f} on "
+            f"{int(test['df'])} df, {format_p(test['p'])}."
+        )
+    return text
+
+
+def flow_numbers(flow: pd.DataFrame) -> str:
+    """Patients in each box of the cohort flow."""
+    flow = flow.set_index("box_id")
+    if "all" not in flow.index:
+        return ""
+    children = flow[flow["parent_id"] == "all"]
+    text = f"{LEAD} {int(flow.loc['all', 'n'])} patients: " + ", ".join(
+        f"{int(row['n'])} {row['label']}" for _, row in children.iterrows()
+    )
+    for box_id, row in children.iterrows():
+        split = flow[flow["parent_id"] == box_id]
+        if not split.empty:
+            text += f"; of the {int(row['n'])} {row['label']}: " + ", ".join(
+                f"{int(r['n'])} {r['label']}" for _, r in split.iterrows()
+            )
+    return text + "."
+
+
+def cox_numbers(
+    cox: pd.DataFrame, group: str, model: str = "multivariate", others: bool = True
+) -> str:
+    """Hazard ratio of the compared group in each endpoint's model, with n and events.
+
+    With `others`, the other terms with p < 0.05 are listed (HR only).
+    """
+    rows = cox[(cox["model"] == model) & (cox["term"] == group)]
+    if rows.empty:
+        return ""
+    parts = [
+        f"{row['endpoint']}: HR {row['level']} vs {row['reference']} "
+        + format_ci(row["hr"], row["hr_lower"], row["hr_upper"], 2)
+        + f", {format_p(row['p'])} (n = {int(row['n'])}, {int(row['events'])} events"
+        + (f", {int(row['n_excluded'])} incomplete cases left out" if row["n_excluded"] else "")
+        + ")"
+        for _, row in rows.iterrows()
+    ]
+    text = f"{LEAD} {model.capitalize()} hazard ratio of ``{group}``: " + "; ".join(parts) + "."
+    other_terms = cox[(cox["model"] == model) & (cox["term"] != group)]
+    significant = other_terms[other_terms["p"] < 0.05]
+    if others and not significant.empty:
+        text += " Other terms with p < 0.05: " + "; ".join(
+            f"{row['endpoint']} {row['term']}"
+            + (f" {row['level']}" if isinstance(row["level"], str) and row["level"] else "")
+            + f" HR {format_number(row['hr'], 2)}"
+            for _, row in significant.iterrows()
+        )
+        text += "."
+    return text
+
+
+def ph_numbers(ph_test: pd.DataFrame, endpoint: str = "OS") -> str:
+    """Global proportional-hazards test and the terms with p < 0.05."""
+    rows = ph_test[ph_test["endpoint"] == endpoint]
+    if rows.empty:
+        return ""
+    glob = rows[rows["term"] == "GLOBAL"]
+    text = f"{LEAD} {endpoint} model:"
+    if not glob.empty:
+        g = glob.iloc[0]
+        text += f" GLOBAL chi-squared = {g['chisq']:.2f} on {int(g['df'])} df, {format_p(g['p'])}."
+    low = rows[(rows["term"] != "GLOBAL") & (rows["p"] < 0.05)]
+    if low.empty:
+        text += " No term with p < 0.05."
+    else:
+        text += " Terms with p < 0.05: " + "; ".join(
+            f"{row['term']} ({format_p(row['p'])})" for _, row in low.iterrows()
+        )
+        text += "."
+    return text
+
+
+def table1_numbers(table1: pd.DataFrame) -> str:
+    """Group sizes and the characteristics that differ at p < 0.05."""
+    groups = [c for c in table1.columns if c not in ("variable", "level", "statistic", "missing")]
+    groups = [c for c in groups if c not in ("overall", "p", "test")]
+    n_row = table1[table1["variable"] == "n"]
+    text = LEAD
+    if not n_row.empty:
+        n_row = n_row.iloc[0]
+        text += f" {n_row['overall']} patients: " + ", ".join(
+            f"{group} {n_row[group]}" for group in groups
+        )
+        text += "."
+    p = pd.to_numeric(table1["p"], errors="coerce")
+    differ = table1[p < 0.05]
+    if differ.empty:
+        text += " No characteristic differs between the groups at p < 0.05."
+    else:
+        text += " Differing at p < 0.05: " + "; ".join(
+            f"{row['variable']} ({format_p(float(row['p']))}, {row['test']})"
+            for _, row in differ.iterrows()
+        )
+        text += "."
+    return text
+
+
+def if_numbers(
+    comparisons: pd.DataFrame,
+    value: str = "her2_net_membrane",
+    pairs=None,
+    name: str = "membrane HER2",
+) -> str:
+    """Ratios of a per-cell value between conditions (replicate-level Welch tests).
+
+    Parameters
+    ----------
+    comparisons : DataFrame
+        ``if_comparisons.csv``: one row per cell line, value and pair of
+        conditions (``test`` vs ``reference``), with ``ratio`` (test /
+        reference), ``ratio_ci_low``, ``ratio_ci_high``, ``conf_level``,
+        ``n_test``, ``n_reference`` (biological replicates) and ``p``.
+    value : str
+        The per-cell value reported (default membrane HER2 above background).
+    pairs : sequence of (test, reference), optional
+        Pairs to report, in this order (default: every pair in the table).
+    name : str
+        What `value` is, in words.
+    """
+    rows = comparisons[comparisons["value"] == value]
+    if pairs is not None:
+        order = {(str(t), str(r)): k for k, (t, r) in enumerate(pairs)}
+        keys = zip(rows["test"].astype(str), rows["reference"].astype(str), strict=True)
+        rows = rows.assign(_rank=[order.get(key, -1) for key in keys])
+        rows = rows[rows["_rank"] >= 0].sort_values(["cell_line", "_rank"], kind="stable")
+    if rows.empty:
+        return ""
+    parts = [
+        f"{row['cell_line']} {row['test']} / {row['reference']} "
+        + format_ci(row["ratio"], row["ratio_ci_low"], row["ratio_ci_high"], 2, row["conf_level"])
+        + f", {format_p(row['p'])} ({int(row['n_test'])} vs {int(row['n_reference'])} replicates)"
+        for _, row in rows.iterrows()
+    ]
+    return f"Ratio of {name} (replicate means, Welch t-test): " + "; ".join(parts) + "."
+
+
+def ihc_numbers(samples: pd.DataFrame, paired: pd.DataFrame | None = None) -> str:
+    """ASCO/CAP categories of the pre and post biopsies, and the paired H-score change.
+
+    Patients are numbered 1, 2, ... in the order of their pseudonymous codes
+    (as in the figure): no identifier appears in the text.
+    """
+    if samples.empty:
+        return ""
+    codes = sorted(samples["patient_id"].astype(str).unique())
+    number = {code: k + 1 for k, code in enumerate(codes)}
+    text = f"{LEAD} {len(codes)} patients, {len(samples)} biopsies."
+    for timepoint in ("pre", "post"):
+        rows = samples[samples["timepoint"] == timepoint]
+        if rows.empty:
+            continue
+        counts = rows["asco_cap_label"].astype(str).value_counts()
+        order = [c for c in ("0", "1+", "2+", "3+") if c in counts.index]
+        text += f" ASCO/CAP {timepoint}: " + ", ".join(f"{counts[c]} x {c}" for c in order) + "."
+    if paired is not None and not paired.empty:
+        paired = paired.assign(_n=paired["patient_id"].astype(str).map(number))
+        paired = paired.sort_values("_n")
+        text += " H-score pre -> post: " + "; ".join(
+            f"patient {row['_n']} {format_number(row['h_score_pre'], 0)} -> "
+            f"{format_number(row['h_score_post'], 0)} "
+            f"({row['asco_cap_pre_label']} -> {row['asco_cap_post_label']})"
+            for _, row in paired.iterrows()
+        )
+        down = int(np.sum(paired["h_score_change"] < 0))
+        text += f". H-score fell in {down} of {len(paired)} patients."
+    return text
+
+
+def ic50_numbers(comparisons: pd.DataFrame, conf_level: float = 0.95) -> str:
+    """IC50 (ED50) ratios between conditions per cell line, with CI and p.
+
+    Parameters
+    ----------
+    comparisons : DataFrame
+        ``results/doseresponse/comparisons.csv`` with ``cell_line``,
+        ``numerator``, ``denominator``, ``ratio``, ``lower``, ``upper``, ``p``
+        (``drug`` optional).
+    """
+    if comparisons.empty:
+        return ""
+    parts = [
+        f"{row['cell_line']} {row['numerator']} / {row['denominator']} "
+        + format_ci(row["ratio"], row["lower"], row["upper"], 2, conf_level)
+        + f", {format_p(row['p'])}"
+        for _, row in comparisons.iterrows()
+    ]
+    drug = f"{comparisons['drug'].iloc[0]} " if "drug" in comparisons.columns else ""
+    return f"{LEAD} {drug}IC50 ratio (relative ED50, delta-method CI): " + "; ".join(parts) + "."
+
+
+def image_qc_numbers(image_qc: pd.DataFrame) -> str:
+    """Images kept and left out by image QC (``if_image_qc.csv``), with the flags raised."""
+    if image_qc.empty:
+        return ""
+    excluded = image_qc["image_excluded"].astype(str).str.lower().isin(["true", "1"])
+    text = f"{LEAD} {len(image_qc)} images, {int(excluded.sum())} left out by image QC"
+    flags = image_qc.loc[excluded, "image_flags"].dropna().astype(str)
+    counts = pd.Series(
+        [f for value in flags for f in re.split(r"[;|, ]+", value) if f]
+    ).value_counts()
+    if not counts.empty:
+        text += " (" + ", ".join(f"{flag}: {n}" for flag, n in counts.items()) + ")"
+    return text + "."

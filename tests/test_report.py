@@ -1,0 +1,315 @@
+"""The report library: caption numbers, generated Methods, HTML tables, provenance."""
+
+import base64
+import hashlib
+import io
+import re
+
+import pandas as pd
+import pytest
+import yaml
+
+from sepher.io.provenance import image_records, provenance, sha256
+from sepher.report import (
+    caption_numbers,
+    markdown_to_html,
+    methods_markdown,
+    number_patients,
+    render_caption,
+    table_html,
+)
+from sepher.report.methods import cohort_counts, ihc_counts
+from sepher.report.numbers import format_ci, format_p, ihc_numbers, km_numbers
+
+from .conftest import PROJECT
+from .test_workflow_e2e import snakemake, write_config
+
+
+@pytest.fixture
+def config():
+    with open(PROJECT / "config" / "config.yaml") as stream:
+        return yaml.safe_load(stream)
+
+
+# Small hand-made result tables (the columns the cohort stage writes).
+MEDIANS = pd.DataFrame(
+    {
+        "analysis": ["os", "os", "pfs2", "pfs2"],
+        "endpoint": ["OS", "OS", "PFS2", "PFS2"],
+        "group": ["no", "yes", "no", "yes"],
+        "n": [194, 177, 194, 177],
+        "events": [86, 101, 187, 173],
+        "median": [74.04, 52.0, 10.0, 6.0],
+        "lower": [60.91, 48.49, 8.84, 5.91],
+        "upper": [float("nan"), 59.53, 11.5, 6.87],
+        "conf_type": "log-log",
+        "conf_level": 0.95,
+    }
+)
+LOGRANK = pd.DataFrame(
+    {
+        "analysis": ["os", "pfs2"],
+        "endpoint": ["OS", "PFS2"],
+        "chisq": [11.8, 4.7],
+        "df": [1, 1],
+        "p": [0.00059, 0.030],
+    }
+)
+COX = pd.DataFrame(
+    {
+        "endpoint": ["OS", "OS", "OS"],
+        "model": ["univariate", "multivariate", "multivariate"],
+        "term": ["first_line_pertuzumab", "first_line_pertuzumab", "brain_mets"],
+        "column": ["first_line_pertuzumabyes", "first_line_pertuzumabyes", "brain_metsyes"],
+        "level": ["yes", "yes", "yes"],
+        "reference": ["no", "no", "no"],
+        "hr": [1.84, 1.96, 2.08],
+        "hr_lower": [1.37, 1.45, 1.39],
+        "hr_upper": [2.48, 2.66, 3.12],
+        "p": [5.8e-5, 1.4e-5, 0.00037],
+        "n": [371, 371, 371],
+        "events": [187, 187, 187],
+        "n_excluded": [0, 0, 0],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [
+        (0.00059, "p = 0.0006"),
+        (0.03, "p = 0.03"),
+        (0.0312, "p = 0.031"),
+        (0.5, "p = 0.50"),
+        (3e-9, "p < 0.0001"),
+        (float("nan"), "p = NA"),
+    ],
+)
+def test_p_values_are_written_as_in_papers(p, text):
+    assert format_p(p) == text
+
+
+def test_ci_with_an_upper_limit_not_reached():
+    assert format_ci(74.04, 60.91, float("nan")) == "74.0 (95% CI 60.9-NA)"
+    assert format_ci(1.5, 1.2, 1.9, 2, 0.9) == "1.50 (90% CI 1.20-1.90)"
+
+
+def test_km_caption_states_medians_log_rank_and_hazard_ratio():
+    text = km_numbers(
+        MEDIANS,
+        LOGRANK,
+        COX,
+        "os",
+        "first_line_pertuzumab",
+        ["no", "yes"],
+        ["Pertuzumab-naive", "Pertuzumab-pretreated"],
+    )
+    assert "Pertuzumab-naive (n = 194, 86 events): 74.0 (95% CI 60.9-NA)" in text
+    assert "Pertuzumab-pretreated (n = 177, 101 events): 52.0 (95% CI 48.5-59.5)" in text
+    assert "Log-rank chi-squared = 11.80 on 1 df, p = 0.0006." in text
+    assert "Pertuzumab-pretreated vs Pertuzumab-naive: 1.84 (95% CI 1.37-2.48), p < 0.0001" in text
+    pfs2 = km_numbers(MEDIANS, LOGRANK, COX, "pfs2", "first_line_pertuzumab", ["no", "yes"])
+    assert "Median PFS2" in pfs2 and "no (n = 194, 187 events): 10.0" in pfs2
+    assert "p = 0.03." in pfs2
+
+
+def test_forest_caption_names_significant_other_terms():
+    tables = {"cox": COX}
+    settings = {"survival": {"group": "first_line_pertuzumab", "group_levels": ["no", "yes"]}}
+    text = caption_numbers("fig8_cox_forest", tables, settings)
+    assert "OS: HR yes vs no 1.96 (95% CI 1.45-2.66), p < 0.0001 (n = 371, 187 events)" in text
+    assert "OS brain_mets yes HR 2.08" in text
+
+
+def test_a_figure_without_its_tables_gets_no_numbers():
+    assert caption_numbers("fig1_dose_response", {"cox": COX}, {}) == ""
+    assert render_caption("**Figure 1.**\n\n", "") == "**Figure 1.**\n"
+    assert (
+        render_caption("**Figure 1.**", "**This run.** x") == "**Figure 1.**\n\n**This run.** x\n"
+    )
+
+
+def test_if_caption_gives_ratio_ci_and_p_per_pair():
+    comparisons = pd.DataFrame(
+        {
+            "cell_line": ["BT474", "BT474"],
+            "value": ["her2_net_membrane", "her2_net_membrane"],
+            "test": ["TP-R", "T-R>T"],
+            "reference": ["T-R", "T-R"],
+            "conf_level": [0.95, 0.95],
+            "n_reference": [3, 3],
+            "n_test": [3, 3],
+            "ratio": [0.415, 0.98],
+            "ratio_ci_low": [0.362, 0.82],
+            "ratio_ci_high": [0.476, 1.17],
+            "p": [0.00016, 0.73],
+        }
+    )
+    settings = {
+        "imaging": {
+            "comparisons": [
+                {"test": "TP-R", "reference": "T-R"},
+                {"test": "T-R>T", "reference": "T-R"},
+            ],
+            "localisation_conditions": ["parental", "T-R", "TP-R"],
+            "sequence_conditions": ["T-R", "T-R>T"],
+        }
+    }
+    fig2 = caption_numbers("fig2_her2_localisation", {"if_comparisons": comparisons}, settings)
+    assert "BT474 TP-R / T-R 0.41 (95% CI 0.36-0.48), p = 0.0002 (3 vs 3 replicates)" in fig2
+    assert "T-R>T" not in fig2
+    fig3 = caption_numbers("fig3_sequential_exposure", {"if_comparisons": comparisons}, settings)
+    assert "BT474 T-R>T / T-R 0.98 (95% CI 0.82-1.17), p = 0.73" in fig3
+    assert "TP-R" not in fig3
+
+
+def test_ihc_caption_counts_categories_and_names_no_patient():
+    samples = pd.DataFrame(
+        {
+            "patient_id": ["BX-07", "BX-07", "BX-02", "BX-02"],
+            "timepoint": ["pre", "post", "pre", "post"],
+            "asco_cap_label": ["3+", "1+", "3+", "3+"],
+        }
+    )
+    paired = pd.DataFrame(
+        {
+            "patient_id": ["BX-07", "BX-02"],
+            "h_score_pre": [245.1, 249.0],
+            "h_score_post": [56.7, 202.5],
+            "h_score_change": [-188.4, -46.5],
+            "asco_cap_pre_label": ["3+", "3+"],
+            "asco_cap_post_label": ["1+", "3+"],
+        }
+    )
+    text = ihc_numbers(samples, paired)
+    assert "2 patients, 4 biopsies." in text
+    assert "ASCO/CAP pre: 2 x 3+." in text and "ASCO/CAP post: 1 x 1+, 1 x 3+." in text
+    # patients numbered in the order of their codes: BX-02 is patient 1
+    assert "patient 1 249 -> 202 (3+ -> 3+); patient 2 245 -> 57 (3+ -> 1+)" in text
+    assert "fell in 2 of 2" in text
+    assert "BX-" not in text
+
+
+def test_methods_follow_the_config(config):
+    text = methods_markdown(config)
+    assert "log-log scale" in text and "efron ties" in text and "1.0 um membrane band" in text
+    config["survival"]["km_ci"] = "log"
+    config["survival"]["conf_level"] = 0.9
+    config["imaging"]["membrane_band_um"] = 1.5
+    config["ihc"]["stain_estimation"] = "macenko"
+    config["doseresponse"] = {
+        "model": "LL.3",
+        "candidate_models": ["LL.3", "W1.4"],
+        "outliers": "none",
+        "outlier_q": 0.01,
+        "robust_loss": "soft_l1",
+        "ed_levels": [50],
+        "conf_level": 0.95,
+        "drug": "T-DM1",
+        "comparisons": [{"numerator": "TP-R", "denominator": "T-R"}],
+        "min_z_prime": 0.4,
+        "max_cv_percent": 20.0,
+    }
+    changed = methods_markdown(config)
+    assert "90% confidence intervals on the log scale" in changed
+    assert 'survfit(conf.type = "log")' in changed
+    assert "1.5 um membrane band" in changed
+    assert "Macenko" in changed
+    assert "Model `LL.3`" in changed and "Z'-factor below 0.4" in changed
+    # a stage whose input is left out is left out of the Methods
+    config.pop("images")
+    assert "immunofluorescence" not in methods_markdown(config).lower()
+
+
+def test_methods_state_counts_and_versions(config):
+    flow = pd.DataFrame(
+        {
+            "box_id": ["all", "line_2nd", "line_3rd", "group_no", "group_yes"],
+            "parent_id": ["", "all", "all", "line_2nd", "line_2nd"],
+            "label": ["all", "T-DM1 in 2nd line", "T-DM1 in 3rd line", "naive", "pretreated"],
+            "n": [461, 371, 90, 194, 177],
+        }
+    )
+    counts = {
+        "cohort": cohort_counts(flow, MEDIANS),
+        "ihc": ihc_counts(
+            pd.DataFrame(
+                {
+                    "patient_id": ["a", "a", "b", "b"],
+                    "n_images": [2, 2, 1, 1],
+                    "n_cells": [400, 500, 200, 300],
+                    "n_tumour_cells": [300, 400, 150, 250],
+                }
+            )
+        ),
+    }
+    assert counts["cohort"]["events"] == {"OS": 187, "PFS2": 360}
+    software = {
+        "packages": {"snakemake": "9.27.1", "lifelines": "0.30.3"},
+        "python": "3.11.7",
+        "workflow_commit": "abc123",
+    }
+    text = methods_markdown(config, counts, software)
+    assert "The cohort table held 461 patients" in text
+    assert "371 patients treated with T-DM1 in line 2 were analysed" in text
+    assert "194 Pertuzumab-naive (no) and 177 Pertuzumab-pretreated (yes)" in text
+    assert "events: 187 for OS and 360 for PFS2" in text
+    assert "6 H-DAB tiles of 4 biopsies from 2 patients" in text
+    assert "1400 cells detected, 1100 tumour cells scored" in text
+    assert "Snakemake 9.27.1 on Python 3.11.7" in text and "lifelines 0.30.3" in text
+    assert "commit `abc123`" in text
+    html = markdown_to_html(text)
+    assert html.count("<h2>") == text.count("\n## ") and "<code>abc123</code>" in html
+    assert html.count("<li>") == len(re.findall(r"^- ", text, flags=re.M))
+
+
+def test_table_page_shows_every_row_and_embeds_the_csv():
+    table = pd.DataFrame({"group": ["no", "<yes>"], "n": [194, 177], "median": [70.24229979, 52.9]})
+    page = table_html(table, "KM medians", "results/survival/km_medians.csv", "km_medians.csv")
+    assert page.count("<tr>") == 3  # header and two rows
+    assert "&lt;yes&gt;" in page and "70.24" in page and '<td class="num">194</td>' in page
+    encoded = re.search(r'href="data:text/csv;base64,([^"]+)"', page).group(1)
+    assert pd.read_csv(io.StringIO(base64.b64decode(encoded).decode())).equals(table)
+
+
+def test_report_tables_number_patients_instead_of_naming_them():
+    table = pd.DataFrame({"patient_id": ["BX-09", "BX-02", "BX-09"], "h_score": [1.0, 2.0, 3.0]})
+    numbered = number_patients(table)
+    assert list(numbered["patient"]) == ["patient 2", "patient 1", "patient 2"]
+    assert "BX-" not in table_html(numbered, "t")
+
+
+def test_checksums_stream_in_chunks(tmp_path):
+    data = bytes(range(256)) * 5000  # 1.28 MB, many chunks of 4 kB
+    path = tmp_path / "image.tif"
+    path.write_bytes(data)
+    assert sha256(path, chunk_bytes=4096) == hashlib.sha256(data).hexdigest()
+
+
+def test_provenance_records_every_image_of_the_sheet(tmp_path, config):
+    (tmp_path / "if").mkdir()
+    images = [tmp_path / "if" / "a.tif", tmp_path / "b.png"]
+    for k, image in enumerate(images):
+        image.write_bytes(b"pixels" * (k + 1))
+    sheet = tmp_path / "images.tsv"
+    sheet.write_text("image_id\tpath\na\tif/a.tif\nb\tb.png\n")
+    record = provenance([sheet], config, images=images, images_root=tmp_path, repo_dir=PROJECT)
+    assert record["images"] == {
+        "b.png": {"sha256": hashlib.sha256(b"pixels" * 2).hexdigest(), "bytes": 12},
+        "if/a.tif": {"sha256": hashlib.sha256(b"pixels").hexdigest(), "bytes": 6},
+    }
+    assert record["inputs"][str(sheet)]["sha256"] == hashlib.sha256(sheet.read_bytes()).hexdigest()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", record["snakemake"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["run_date_utc"])
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", record["workflow_commit"])
+    assert record["config"] is config
+    assert image_records([images[0]]) == {images[0].as_posix(): record["images"]["if/a.tif"]}
+
+
+def test_report_rules_are_in_the_default_run(tmp_path):
+    write_config(tmp_path)
+    run = snakemake(tmp_path, "--cores", "1", "--dry-run", "--quiet", "rules")
+    assert run.returncode == 0, run.stderr
+    out = run.stdout + run.stderr
+    for rule in ("report_captions", "report_table", "report_methods", "provenance"):
+        assert rule in out, rule
