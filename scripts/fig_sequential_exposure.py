@@ -9,7 +9,8 @@ from sepher.workflow import run_logged
 def main(smk):
     p = smk.params
     summary = read_table(smk.input.summary)
-    fits = read_table(smk.input.fits) if smk.input.get("fits") else None
+    fits_files = list(smk.input.get("fits", []))  # [] when plates are not configured
+    fits = read_table(fits_files[0]) if fits_files else None
     with house_style(smk.input.style):
         fig = plot_sequential_exposure(
             read_table(smk.input.replicates),

@@ -11,6 +11,7 @@ across conditions; HER2 is shown in green, the nuclear stain in magenta
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
@@ -457,6 +458,9 @@ def plot_sequential_exposure(
                         elinewidth=0.8,
                     )
             ax2.set_yscale("log")
+            # plain numbers (10, 20, 50) rather than 2x10^1 on the log axis
+            ax2.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax2.yaxis.set_minor_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax2.set_xticks(range(len(conditions)), conditions)
             ax2.set_xlim(-0.6, len(conditions) - 0.4)
             ax2.set_title(f"{line}: {drug} IC50 (dose-response)", loc="left")
