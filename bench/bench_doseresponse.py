@@ -4,13 +4,16 @@ Data: the 1,246 real CTRP v2 viability curves in
 ../shared/data/doseresponse/ctrp_viability_40.tsv (17 doses, 0-40 µM; Raw 0
 is the vehicle control = 1.0). Run from the project root:
 
-    .venv/bin/python bench/bench_doseresponse.py [--baseline-every K]
+    .venv/bin/python bench/bench_doseresponse.py [--baseline-every K] [--baseline-cache PATH]
 
 Prints curves/s on one core (BLAS threads pinned to 1), converged counts and
 the RSS comparison; it reports ratios and never asserts. The baseline fits
 each curve with scipy ``least_squares`` (trf, the batch's box constraints)
 from 10 starts (self-start + 3 slopes x 3 ED50s) via
-:func:`sepher.doseresponse.fit_curve`, in this same process.
+:func:`sepher.doseresponse.fit_curve`, in this same process (about 20 min
+for all curves). ``--baseline-cache PATH`` stores the baseline's per-curve
+RSS and parameters in an ``.npz`` on the first run and reuses them on later
+runs (same curves only), so that the batch can be iterated on quickly.
 """
 
 import os
@@ -62,6 +65,12 @@ def main():
     parser.add_argument(
         "--baseline-every", type=int, default=1, help="baseline on every k-th curve"
     )
+    parser.add_argument(
+        "--baseline-cache",
+        type=Path,
+        default=None,
+        help="npz with the baseline's per-curve RSS/params: read if present, else written",
+    )
     args = parser.parse_args()
 
     responses = pd.read_csv(CTRP, sep="\t").iloc[:, 1:].to_numpy(float)
@@ -84,22 +93,48 @@ def main():
     )
 
     rows = np.arange(0, n_curves, args.baseline_every)
-    baseline_rss = np.empty(rows.size)
-    baseline_ok = np.empty(rows.size, bool)
-    start = time.perf_counter()
-    for k, i in enumerate(rows):
-        y = responses[i]
-        xpos = DOSES_UM[np.isfinite(y) & (DOSES_UM > 0)]
-        bounds = {"b": (-50.0, 50.0), "e": (xpos.min() / 1e3, xpos.max() * 1e3)}
-        fit = fit_curve(DOSES_UM, y, bounds=bounds)
-        baseline_rss[k] = fit.rss
-        baseline_ok[k] = fit.converged
-    base_time = time.perf_counter() - start
-    base_rate = rows.size / base_time
-    print(
-        f"baseline multi-start least_squares: {rows.size} curves in {base_time:.1f} s = "
-        f"{base_rate:.1f} curves/s; converged {int(baseline_ok.sum())} / {rows.size}"
-    )
+    cache = args.baseline_cache
+    if cache is not None and cache.exists():
+        stored = np.load(cache)
+        if not np.array_equal(stored["rows"], rows):
+            sys.exit(
+                f"{cache} holds a baseline for other curves; delete it or change --baseline-every"
+            )
+        baseline_rss, baseline_ok = stored["rss"], stored["converged"]
+        base_rate = float(stored["curves_per_s"])
+        print(
+            f"baseline multi-start least_squares (cached in {cache}): {rows.size} curves at "
+            f"{base_rate:.1f} curves/s; converged {int(baseline_ok.sum())} / {rows.size}"
+        )
+    else:
+        baseline_rss = np.empty(rows.size)
+        baseline_ok = np.empty(rows.size, bool)
+        baseline_params = np.full((rows.size, 4), np.nan)
+        start = time.perf_counter()
+        for k, i in enumerate(rows):
+            y = responses[i]
+            xpos = DOSES_UM[np.isfinite(y) & (DOSES_UM > 0)]
+            bounds = {"b": (-50.0, 50.0), "e": (xpos.min() / 1e3, xpos.max() * 1e3)}
+            fit = fit_curve(DOSES_UM, y, bounds=bounds)
+            baseline_rss[k] = fit.rss
+            baseline_ok[k] = fit.converged
+            baseline_params[k] = [fit.params[name] for name in ("b", "c", "d", "e")]
+        base_time = time.perf_counter() - start
+        base_rate = rows.size / base_time
+        print(
+            f"baseline multi-start least_squares: {rows.size} curves in {base_time:.1f} s = "
+            f"{base_rate:.1f} curves/s; converged {int(baseline_ok.sum())} / {rows.size}"
+        )
+        if cache is not None:
+            np.savez(
+                cache,
+                rows=rows,
+                rss=baseline_rss,
+                converged=baseline_ok,
+                params=baseline_params,
+                curves_per_s=base_rate,
+            )
+            print(f"baseline stored in {cache}")
     print(f"speed ratio batch / baseline: {batch_rate / base_rate:.0f}x")
     batch_rss = batch["rss"].to_numpy()[rows]
     rel = (batch_rss - baseline_rss) / baseline_rss

@@ -1,14 +1,18 @@
 """Vectorised LL.4 fitting of many curves at once (screen scale).
 
-All curves are fitted together by a Levenberg-Marquardt iteration written
-in numpy array operations over the curve axis (no Python loop over curves):
-each iteration builds every curve's residuals, Jacobian and 4 x 4 normal
-equations at once and solves them as one batched linear system; curves drop
-out of the active set as they converge. Starting values come from a
-vectorised version of drc's log-logistic self-starter (c, d just beyond the
-observed range; b, e from the regression of ``log((d - y) / (y - c))`` on
-``log x``), plus a few vectorised restarts (ED50 at the quartiles of the
-tested log-dose range, slopes 1 and 4); the best optimum per curve is kept.
+Starting values come from a profile grid (variable projection): for fixed
+slope ``b`` and ED50 ``e`` the LL.4 is linear in ``c`` and ``d``, so the
+residual sum of squares minimised over ``c, d`` is available in closed form
+for every curve on a (b, log e) grid at once (36 log-spaced slopes from 1e-3
+to the slope bound, ED50s every third of a dose step across the tested range
+and out to the ``e`` box). The best few local minima of that profile surface
+(4 by default: they cover the competing basins of real screen curves, e.g. a
+step at the top dose vs. a shallow decline with ``e`` at its bound) are each
+polished by a box-constrained Levenberg-Marquardt iteration written in numpy
+array operations over the curve axis (no Python loop over curves): each
+iteration forms every curve's residuals, Jacobian and 4 x 4 normal
+equations at once and solves them in closed form; curves drop out of the
+active set as they converge. The best optimum per curve is kept.
 
 Standard errors are drc's (full Hessian of the RSS, see
 :mod:`sepher.doseresponse.fit`), computed for all curves at once.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from .fit import CONFIDENCE
 
@@ -48,36 +52,6 @@ def _ll4_jac(lx, z, with_jac=True):
     jac[..., 1] = 1.0 - g
     jac[..., 2] = g
     jac[..., 3] = -k * b
-    return f, jac
-
-
-def _ll4_ref_jac(lx, lx_ref, z):
-    """LL.4 in the LM parametrisation z = (b, h, d, log e), h = f(x_ref).
-
-    ``f = d (1 - q) + h q`` with ``q = (1 - g(x)) / (1 - g(x_ref))``, i.e.
-    ``c = d - (d - h) / (1 - g(x_ref))``. Anchoring the curve at the top
-    tested dose turns drc's curved valley ``c -> -inf, e -> inf`` (curves
-    that fall only at the top dose) into a flat direction in ``log e``, so
-    the iteration stops near the infimum instead of creeping along it.
-    lx : (N, D); lx_ref : (N,); z : (N, 4). Returns f (N, D), J (N, D, 4).
-    """
-    b, h, d, le = z[:, 0:1], z[:, 1:2], z[:, 2:3], z[:, 3:4]
-    ref = lx_ref[:, None]
-    t = b * (lx - le)
-    t_ref = b * (ref - le)
-    l1 = np.logaddexp(0.0, t)
-    l1_ref = np.logaddexp(0.0, t_ref)
-    log_q = b * (lx - ref) + l1_ref - l1
-    q = np.exp(np.minimum(log_q, 700.0))
-    s = np.exp(t - l1)  # 1 - g
-    s_ref = np.exp(t_ref - l1_ref)
-    f = d + (h - d) * q
-    k = (h - d) * q
-    jac = np.empty(f.shape + (4,))
-    jac[..., 0] = k * ((lx - ref) + s_ref * (ref - le) - s * (lx - le))
-    jac[..., 1] = q
-    jac[..., 2] = 1.0 - q
-    jac[..., 3] = k * b * (s - s_ref)
     return f, jac
 
 
@@ -124,65 +98,203 @@ def _self_start(lx, y, w, x_pos_mask):
     return np.column_stack([b, c, d, log_e]), lo, hi
 
 
-def _grid_start(lx, y, w, lo, hi, slopes=(1.0, 3.0, 10.0, 50.0), log_factor=6.907755278982137):
-    """Best (b, c, d, log e) on a grid of slopes and ED50s, c and d exact.
+def _log_e_grid(lx, w, lo, hi, log_factor, per_gap=3, max_points=80):
+    """Candidate log ED50s (N, E) for the profile grid, one sorted row per curve.
 
-    For fixed ``b`` and ``e`` the LL.4 is linear in ``c`` and ``d``
-    (``f = c (1 - g) + d g``), so each grid point's best ``c, d`` and RSS
-    come in closed form (variable projection). ED50 candidates: every
-    tested log dose, the midpoints between them and one step beyond each
-    end; slopes ``+/- slopes`` (50 ~ a step between two doses).
-    Returns two start arrays (N, 4): the best grid point, and the best with
-    a slope below the steepest.
+    Every third of the median log-dose spacing over the tested range extended
+    by one spacing each side, then every spacing out to the ``e`` box
+    (``log_factor`` beyond the tested range), the box ends included.
     """
-    n_curves = y.shape[0]
-    y0 = np.where(w, y, 0.0)
+    lx_obs = np.sort(np.where(w & (lx > _LOG_ZERO), lx, np.nan), axis=1)
+    steps = np.diff(lx_obs, axis=1)
+    steps = np.where(steps > 1e-9, steps, np.nan)  # replicate doses: no step
+    with np.errstate(all="ignore"):
+        gap = np.nanmedian(np.where(np.isfinite(steps), steps, np.nan), axis=1)
+    gap = np.where(np.isfinite(gap) & (gap > 0), gap, 1.0)
+    span = hi - lo + 2 * gap
+    n_inner = int(min(max_points, np.ceil(np.max(span / gap) * per_gap) + 1))
+    inner = (lo - gap)[:, None] + span[:, None] * np.linspace(0.0, 1.0, n_inner)[None, :]
+    outer = max(log_factor - gap.min(), 0.0)
+    n_out = int(min(max_points // 2, max(1, np.ceil(outer / gap.min()))))
+    u = np.linspace(0.0, 1.0, n_out + 1)[None, :-1]
+    below = (lo - log_factor)[:, None] + (log_factor - gap)[:, None] * u
+    above = (hi + log_factor)[:, None] - (log_factor - gap)[:, None] * u
+    grid = np.concatenate([below, inner, above], 1)
+    return np.sort(np.clip(grid, (lo - log_factor)[:, None], (hi + log_factor)[:, None]), 1)
+
+
+def _profile_rss(lx, y, w, slopes, log_e, chunk=128):
+    """LL.4 RSS profiled over ``c`` and ``d`` on a (b, log e) grid (variable projection).
+
+    For fixed ``b`` and ``e`` the LL.4 ``f = c + (d - c) g`` is linear in
+    ``c`` and ``d``, so each grid point's best ``c, d`` and RSS come in closed
+    form. Sums are taken on centred ``g`` and ``y`` (the raw normal equations
+    lose all precision when ``g`` is nearly constant over the tested doses).
+
+    lx, y, w : (N, D); slopes : (B,); log_e : (N, E) or (1, E) when every
+    curve has the doses of ``lx[0]``. Returns rss, c, d, each (N, B, E).
+    """
+    n_curves, n_doses = y.shape
     wf = w.astype(float)
-    # ED50 candidates: each curve's tested log doses, the midpoints between
-    # neighbours (where a step fits best) and half a spacing beyond each end
-    lx_obs = np.sort(np.where(w & (lx > _LOG_ZERO), lx, np.inf), axis=1)
-    mids = 0.5 * (lx_obs[:, 1:] + lx_obs[:, :-1])
-    gap = np.nanmedian(
-        np.where(np.isfinite(np.diff(lx_obs, axis=1)), np.diff(lx_obs, axis=1), np.nan), 1
-    )
-    gap = np.where(np.isfinite(gap), gap, 1.0)
-    log_e = np.concatenate(
-        [lx_obs, mids, (lo - gap / 2)[:, None], (hi + gap / 2)[:, None],
-         (lo - log_factor)[:, None], (hi + log_factor)[:, None]], axis=1
-    )  # fmt: skip
-    log_e = np.where(np.isfinite(log_e), log_e, lo[:, None])  # (N, E)
-    b = np.array(
-        slopes, dtype=float
-    )  # (B,), b > 0: LL.4 is symmetric under (b, c, d) -> (-b, d, c)
-    t = np.clip(
-        b[None, :, None, None] * (lx[:, None, None, :] - log_e[:, None, :, None]), -_T_CLIP, _T_CLIP
-    )  # (N, B, E, D)
-    g = 1.0 / (1.0 + np.exp(t))
-    wb = wf[:, None, None, :]
-    yb = y0[:, None, None, :]
-    n = wf.sum(1)[:, None, None]
-    s_g = (g * wb).sum(-1)
-    s_gg = (g * g * wb).sum(-1)
-    s_y = y0.sum(1)[:, None, None]
-    s_gy = (g * yb).sum(-1)
-    s_yy = (y0 * y0).sum(1)[:, None, None]
-    a11, a12, a22 = n - 2 * s_g + s_gg, s_g - s_gg, s_gg
-    r1, r2 = s_y - s_gy, s_gy
-    det = a11 * a22 - a12 * a12
-    good = det > 1e-12 * np.maximum(a11 * a22, 1e-300)
-    det_safe = np.where(good, det, 1.0)
-    c = np.where(good, (a22 * r1 - a12 * r2) / det_safe, s_y / n)
-    d = np.where(good, (a11 * r2 - a12 * r1) / det_safe, s_y / n)
-    rss = np.where(good, s_yy - (c * r1 + d * r2), s_yy - s_y * s_y / n)
-    rows = np.arange(n_curves)
-    out = []
-    # best overall, and best among the non-step slopes (a second basin)
-    for n_b in (len(b), max(len(b) - 1, 1)):
-        flat = rss[:, :n_b].reshape(n_curves, -1)
-        best = np.argmin(flat, axis=1)
-        ib, ie = np.unravel_index(best, (n_b, rss.shape[2]))
-        out.append(np.column_stack([b[ib], c[rows, ib, ie], d[rows, ib, ie], log_e[rows, ie]]))
-    return out
+    y0 = np.where(w, y, 0.0)
+    n = wf.sum(1)
+    ybar = y0.sum(1) / n
+    yc = (y0 - ybar[:, None]) * wf
+    syy = (yc * yc).sum(1)
+    shape = (n_curves, slopes.size, log_e.shape[1])
+    if log_e.shape[0] == 1:
+        # shared doses: the grid's g is one (B E, D) matrix; per-curve sums are
+        # matrix products (g centred over the doses first, exact for complete rows)
+        t = slopes[:, None, None] * (lx[0][None, None, :] - log_e[0][None, :, None])
+        g = 1.0 / (1.0 + np.exp(np.clip(t, -_T_CLIP, _T_CLIP))).reshape(-1, n_doses)
+        g_mean = g.mean(1)
+        gc = g - g_mean[:, None]
+        s1 = wf @ gc.T
+        s2 = wf @ (gc * gc).T
+        sgy = yc @ gc.T
+        g_bar = s1 / n[:, None]
+        sgg = s2 - s1 * g_bar
+        g_bar = g_bar + g_mean[None, :]
+    else:
+        sgg = np.empty((n_curves, slopes.size * log_e.shape[1]))
+        sgy, g_bar, s2 = np.empty_like(sgg), np.empty_like(sgg), np.empty_like(sgg)
+        for start in range(0, n_curves, chunk):
+            sl = slice(start, start + chunk)
+            t = slopes[None, :, None, None] * (
+                lx[sl, None, None, :] - log_e[sl, None, :, None]
+            )  # (n, B, E, D)
+            g = 1.0 / (1.0 + np.exp(np.clip(t, -_T_CLIP, _T_CLIP)))
+            g = g.reshape(g.shape[0], -1, n_doses)
+            wb = wf[sl, None, :]
+            gb = (g * wb).sum(-1) / n[sl, None]
+            gc = (g - gb[..., None]) * wb
+            sgg[sl] = (gc * gc).sum(-1)
+            sgy[sl] = np.einsum("ngd,nd->ng", gc, yc[sl])
+            g_bar[sl] = gb
+            s2[sl] = sgg[sl]
+    ok = sgg > 1e-13 * np.maximum(s2, 1e-300)
+    span = np.where(ok, sgy / np.where(ok, sgg, 1.0), 0.0)  # d - c
+    rss = np.where(ok, syy[:, None] - span * sgy, syy[:, None])
+    c = ybar[:, None] - span * g_bar
+    return rss.reshape(shape), c.reshape(shape), (c + span).reshape(shape)
+
+
+def _grid_starts(
+    lx,
+    y,
+    w,
+    lo,
+    hi,
+    log_factor,
+    max_abs_slope,
+    n_starts=4,
+    shared=False,
+    min_slope=1e-3,
+    n_slopes=36,
+):
+    """Starting values at the best ``n_starts`` local minima of the profile RSS.
+
+    The (b, log e) grid: ``n_slopes`` slopes from ``min_slope`` to
+    ``max_abs_slope`` (log spaced) by the candidate ED50s of
+    :func:`_log_e_grid`; ``c, d`` exact at each point (:func:`_profile_rss`).
+    Local minima (no smaller value in their 3 x 3 neighbourhood) are ranked by
+    RSS, near-ties counted once; curves with fewer minima repeat their best.
+    Returns a list of ``n_starts`` arrays (N, 4) of (b, c, d, log e), b > 0.
+    """
+    slopes = np.geomspace(min_slope, max_abs_slope, n_slopes)
+    if shared:  # one grid over the union of the curves' tested ranges
+        log_e = _log_e_grid(
+            lx[:1], w.any(0, keepdims=True), lo.min(keepdims=True), hi.max(keepdims=True),
+            log_factor,
+        )  # fmt: skip
+    else:
+        log_e = _log_e_grid(lx, w, lo, hi, log_factor)
+    rss, c, d = _profile_rss(lx, y, w, slopes, log_e)
+    n_curves, n_b, n_e = rss.shape
+    # near-ties (within 1e-10) go to the shallower slope: on a plateau of
+    # saturated steps the iteration can only move from a smooth start
+    rss = rss * (1.0 + 1e-11 * np.arange(n_b))[None, :, None]
+    # local minima: no smaller value in the 3 x 3 window (separable running min)
+    pad = np.pad(rss, ((0, 0), (1, 1), (1, 1)), constant_values=np.inf)
+    rows_min = np.minimum(np.minimum(pad[:, :-2], pad[:, 1:-1]), pad[:, 2:])
+    window = np.minimum(np.minimum(rows_min[:, :, :-2], rows_min[:, :, 1:-1]), rows_min[:, :, 2:])
+    is_min = (rss <= window) & np.isfinite(rss)
+    flat = np.where(is_min, rss, np.inf).reshape(n_curves, -1)
+    # rank the minima; ties (a plateau such as a step anywhere between two
+    # doses) count once, so that they cannot crowd out a distinct basin
+    m = min(4 * n_starts, flat.shape[1])
+    top = np.argpartition(flat, m - 1, axis=1)[:, :m]
+    val = np.take_along_axis(flat, top, 1)
+    order = np.argsort(val, 1)
+    top, val = np.take_along_axis(top, order, 1), np.take_along_axis(val, order, 1)
+    tie = np.zeros_like(val, bool)
+    tie[:, 1:] = val[:, 1:] <= val[:, :-1] * (1 + 1e-9) + 1e-300
+    val = np.where(tie, np.inf, val)
+    order = np.argsort(val, 1, kind="stable")[:, :n_starts]
+    top, val = np.take_along_axis(top, order, 1), np.take_along_axis(val, order, 1)
+    k = top.shape[1]
+    top = np.where(np.isfinite(val), top, top[:, :1])  # fewer minima: repeat the best
+    curves = np.arange(n_curves)[:, None]
+    ib, ie = np.unravel_index(top, (n_b, n_e))
+    le = log_e[np.zeros_like(curves) if shared else curves, ie]
+    z = np.stack([slopes[ib], c[curves, ib, ie], d[curves, ib, ie], le], axis=-1)
+    return [z[:, j] for j in range(k)]
+
+
+def _ref_model(lx, lx_ref, z):
+    """LL.4 in the LM parametrisation z = (b, h, d, log e), h = f(x_ref).
+
+    ``f = d (1 - q) + h q`` with ``q = s(x) / s(x_ref)``, ``s = 1 - g`` the
+    logistic of ``t = b (log x - log e)``, i.e. ``c = d - (d - h) / s(x_ref)``.
+    Anchoring the curve at the top tested dose turns drc's curved valley
+    ``c -> -inf, e -> inf`` (curves that fall only at the top dose) into a
+    flat direction in ``log e``, so the iteration stops near the infimum
+    instead of creeping along it.
+    lx : (N, D); lx_ref : (N,); z : (N, 4). Returns f (N, D) and the four
+    Jacobian columns, each (N, D).
+    """
+    b, h, d, le = z[:, 0:1], z[:, 1:2], z[:, 2:3], z[:, 3:4]
+    ref = lx_ref[:, None]
+    dl = lx - le
+    dl_ref = ref - le
+    s = special.expit(b * dl)
+    s_ref = np.maximum(special.expit(b * dl_ref), 1e-300)
+    q = s / s_ref
+    k = (h - d) * q
+    f = d + k
+    jac_b = k * ((dl - dl_ref) + s_ref * dl_ref - s * dl)
+    jac_le = k * b * (s - s_ref)
+    return f, (jac_b, q, 1.0 - q, jac_le)
+
+
+def _solve4(a, rhs):
+    """Solve the 4 x 4 symmetric positive definite systems ``a x = rhs`` at once.
+
+    a : dict {(i, j): (N,)} for i >= j; rhs : list of 4 (N,) arrays.
+    Jacobi-scaled Cholesky, unrolled over the curve axis. Returns x (N, 4)
+    and ok (N,) (False where a pivot is not positive or not finite).
+    """
+    sc = [1.0 / np.sqrt(a[i, i]) for i in range(4)]
+    m = {(i, j): a[i, j] * sc[i] * sc[j] for (i, j) in a}
+    low = {}
+    ok = np.ones(rhs[0].shape, bool)
+    for j in range(4):
+        piv = m[j, j] - sum(low[j, k] ** 2 for k in range(j))
+        ok &= piv > 1e-14
+        low[j, j] = np.sqrt(np.where(piv > 1e-14, piv, 1.0))
+        for i in range(j + 1, 4):
+            low[i, j] = (m[i, j] - sum(low[i, k] * low[j, k] for k in range(j))) / low[j, j]
+    u = []
+    for i in range(4):
+        u.append((rhs[i] * sc[i] - sum(low[i, k] * u[k] for k in range(i))) / low[i, i])
+    x = [None] * 4
+    for i in range(3, -1, -1):
+        x[i] = (u[i] - sum(low[k, i] * x[k] for k in range(i + 1, 4))) / low[i, i]
+    out = np.column_stack([x[i] * sc[i] for i in range(4)])
+    return out, ok & np.isfinite(out).all(1)
+
+
+_PAIRS = [(i, j) for i in range(4) for j in range(i + 1)]
 
 
 def _lm(lx, lx_ref, y, w, z, lower, upper, max_iter=200, ftol=1e-10, gtol=1e-8):
@@ -190,88 +302,101 @@ def _lm(lx, lx_ref, y, w, z, lower, upper, max_iter=200, ftol=1e-10, gtol=1e-8):
 
     Coordinates at a bound with the descent direction pointing outwards are
     held fixed for that iteration (active set); other steps are clipped to
-    the box. Returns z, rss, converged (N,), iterations used (N,).
+    the box. Each iteration forms every active curve's 4 x 4 normal equations
+    from the Jacobian columns and solves them in closed form (:func:`_solve4`);
+    curves drop out of the active set as they finish.
+    Returns z, rss, converged (N,), iterations used (N,).
     """
     n = z.shape[0]
     z = np.clip(z, lower, upper)
     y0 = np.where(w, y, 0.0)
     wf = w.astype(float)
-    f, jac = _ll4_ref_jac(lx, lx_ref, z)
-    r = (f - y0) * wf
-    jac *= wf[..., None]
-    rss = (r * r).sum(1)
+    f, cols = _ref_model(lx, lx_ref, z)
+    a_r = (f - y0) * wf
+    a_j = [c * wf for c in cols]
+    rss = (a_r * a_r).sum(1)
     converged = np.zeros(n, bool)
     iters = np.zeros(n, int)
     active = np.arange(n)
-    eye = np.eye(4)
-    a_lx, a_ref, a_y, a_w, a_z, a_r, a_j, a_rss = lx, lx_ref, y0, wf, z, r, jac, rss
+    a_lx, a_ref, a_y, a_w, a_z, a_rss = lx, lx_ref, y0, wf, z.copy(), rss.copy()
     a_lo, a_hi, a_lam, a_nu = lower, upper, np.full(n, 1e-3), np.full(n, 2.0)
     a_dmax = np.zeros((n, 4))
     for it in range(max_iter):
-        jtj = np.matmul(a_j.transpose(0, 2, 1), a_j)
-        grad = np.matmul(a_r[:, None, :], a_j)[:, 0, :]
+        jtj = {(i, j): np.einsum("nd,nd->n", a_j[i], a_j[j]) for (i, j) in _PAIRS}
+        grad = np.column_stack([np.einsum("nd,nd->n", a_r, a_j[i]) for i in range(4)])
         tol_box = 1e-9 * (np.abs(a_z) + 1.0)
         blocked = ((a_z <= a_lo + tol_box) & (grad > 0)) | ((a_z >= a_hi - tol_box) & (grad < 0))
         grad = np.where(blocked, 0.0, grad)
-        free2 = ~(blocked[:, :, None] | blocked[:, None, :])
-        jtj = np.where(free2, jtj, 0.0) + blocked[:, :, None] * eye
+        for i, j in _PAIRS:
+            if i == j:
+                jtj[i, i] = np.where(blocked[:, i], 1.0, jtj[i, i])
+            else:
+                jtj[i, j] = np.where(blocked[:, i] | blocked[:, j], 0.0, jtj[i, j])
+        diag_jtj = np.column_stack([jtj[i, i] for i in range(4)])
         # MINPACK scaling: running maximum of the column norms, so that a
         # column vanishing in a saturated region cannot invite a huge step
-        a_dmax = np.maximum(a_dmax, np.einsum("nii->ni", jtj))
+        a_dmax = np.maximum(a_dmax, diag_jtj)
         diag = np.where(
             blocked, 1.0, np.maximum(a_dmax, 1e-12 * a_dmax.max(1, keepdims=True) + 1e-300)
         )
         # convergence (MINPACK-style): the projected gradient is orthogonal to
         # every Jacobian column to within gtol
         # (columns vanishing in a saturated region carry no information: skipped)
-        col = np.sqrt(np.einsum("nii->ni", jtj))
+        col = np.sqrt(diag_jtj)
         col = np.where(col > 1e-7 * col.max(1, keepdims=True), col, np.inf)
-        cosine = np.abs(grad) / (col * np.sqrt(a_rss)[:, None] + 1e-300)
-        stationary = (cosine.max(1) <= gtol) | (a_rss <= 1e-30)
-        lhs = jtj + (a_lam[:, None] * diag)[:, :, None] * eye
-        broken = ~(np.isfinite(lhs).all((1, 2)) & np.isfinite(grad).all(1))
-        if broken.any():
-            lhs[broken] = eye
-            grad[broken] = 0.0
-        try:
-            step = -np.linalg.solve(lhs, grad[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = -np.matmul(np.linalg.pinv(lhs), grad[..., None])[..., 0]
+        cosine = (np.abs(grad) / (col * np.sqrt(a_rss)[:, None] + 1e-300)).max(1)
+        stationary = (cosine <= gtol) | (a_rss <= 1e-30)
+        lhs = dict(jtj)
+        for i in range(4):
+            lhs[i, i] = jtj[i, i] + a_lam * diag[:, i]
+        step, solved = _solve4(lhs, [-grad[:, i] for i in range(4)])
+        broken = ~(np.isfinite(grad).all(1) & np.isfinite(diag_jtj).all(1))
+        step = np.where(solved[:, None], step, 0.0)
         z_new = np.clip(a_z + step, a_lo, a_hi)
-        f_new, j_new = _ll4_ref_jac(a_lx, a_ref, z_new)
+        f_new, cols_new = _ref_model(a_lx, a_ref, z_new)
         r_new = (f_new - a_y) * a_w
         rss_new = (r_new * r_new).sum(1)
-        better = np.isfinite(rss_new) & (rss_new < a_rss) & ~stationary
+        better = solved & np.isfinite(rss_new) & (rss_new < a_rss) & ~stationary
         # also done: an accepted step with negligible RSS change, or damping
         # exhausted (no descent left at this precision)
         small_f = better & ((a_rss - rss_new) <= ftol * rss_new)
         exhausted = a_lam > 1e10
         done = stationary | small_f | exhausted | broken
-        ok = (stationary | small_f | (exhausted & (cosine.max(1) <= 1e-6))) & ~broken
+        ok = (stationary | small_f | (exhausted & (cosine <= 1e-6))) & ~broken
         # Nielsen (1999) damping update from the gain ratio
         taken = z_new - a_z
-        predicted = -(2.0 * np.einsum("ni,ni->n", taken, grad)
-                      + np.einsum("ni,nij,nj->n", taken, jtj, taken))  # fmt: skip
+        quad = sum(
+            (1.0 if i == j else 2.0) * taken[:, i] * jtj[i, j] * taken[:, j] for (i, j) in _PAIRS
+        )
+        predicted = -(2.0 * (taken * grad).sum(1) + quad)
         rho = (a_rss - rss_new) / np.where(predicted > 0, predicted, np.inf)
         shrink = np.maximum(1.0 / 3.0, 1.0 - (2.0 * np.clip(rho, 0, 1) - 1.0) ** 3)
-        a_z = np.where(better[:, None], z_new, a_z)
-        a_r = np.where(better[:, None], r_new, a_r)
-        a_j = np.where(better[:, None, None], j_new * a_w[..., None], a_j)
-        a_rss = np.where(better, rss_new, a_rss)
+        if better.any():
+            a_z[better] = z_new[better]
+            a_r[better] = r_new[better]
+            for i in range(4):
+                a_j[i][better] = cols_new[i][better] * a_w[better]
+            a_rss[better] = rss_new[better]
         a_lam = np.where(better, np.maximum(a_lam * shrink, 1e-12), a_lam * a_nu)
         a_nu = np.where(better, 2.0, a_nu * 2.0)
-        z[active] = a_z
-        rss[active] = a_rss
-        iters[active] = it + 1
-        if done.any():
+        if done.any() or it == max_iter - 1:
+            z[active] = a_z
+            rss[active] = a_rss
+            iters[active] = it + 1
             converged[active[done]] = ok[done]
             keep = ~done
             active = active[keep]
             if active.size == 0:
                 break
             a_lx, a_ref, a_y, a_w = a_lx[keep], a_ref[keep], a_y[keep], a_w[keep]
-            a_z, a_r = a_z[keep], a_r[keep]
-            a_j, a_rss, a_lam, a_nu = a_j[keep], a_rss[keep], a_lam[keep], a_nu[keep]
+            a_z, a_r, a_rss, a_lam, a_nu = (
+                a_z[keep],
+                a_r[keep],
+                a_rss[keep],
+                a_lam[keep],
+                a_nu[keep],
+            )
+            a_j = [c[keep] for c in a_j]
             a_dmax = a_dmax[keep]
             a_lo, a_hi = a_lo[keep], a_hi[keep]
     return z, rss, converged, iters
@@ -309,6 +434,7 @@ def fit_ll4_batch(
     max_iter: int = 200,
     e_range_factor: float = 1e3,
     max_abs_slope: float = 50.0,
+    n_starts: int = 4,
 ) -> pd.DataFrame:
     """Fit LL.4 (drc convention) to many dose-response curves at once.
 
@@ -319,8 +445,9 @@ def fit_ll4_batch(
     responses : array_like, shape (n_curves, n_doses)
         Responses; NaN marks a missing observation.
     restarts : bool
-        Also start from ED50 at the quartiles of the log-dose range with
-        slopes 1 and 4 and keep each curve's best optimum (default True).
+        Start from the ``n_starts`` best local minima of the profile RSS grid
+        and keep each curve's best optimum (default True); False: one start,
+        drc's log-logistic self-starter (vectorised).
     max_iter : int
         Levenberg-Marquardt iterations per start.
     e_range_factor : float
@@ -331,6 +458,8 @@ def fit_ll4_batch(
     max_abs_slope : float
         ``|b|`` bound; at ``|b| = 50`` the 10-90% transition spans a dose factor
         of 1.09, i.e. a step between two tested doses.
+    n_starts : int
+        Local minima of the profile grid polished per curve (with ``restarts``).
 
     Returns
     -------
@@ -356,9 +485,13 @@ def fit_ll4_batch(
     lx_f, y_f, w_f = lx[idx], y[idx], w[idx]
     with np.errstate(all="ignore"):
         z0, lo, hi = _self_start(lx_f, y_f, w_f, positive[idx])
-        starts = [z0]
+        starts = [] if restarts else [z0]
         if restarts:
-            starts += _grid_start(lx_f, y_f, w_f, lo, hi, log_factor=np.log(e_range_factor))
+            shared = bool(np.all(lx_f == lx_f[:1]))
+            starts += _grid_starts(
+                lx_f, y_f, w_f, lo, hi, np.log(e_range_factor), max_abs_slope,
+                n_starts=n_starts, shared=shared,
+            )  # fmt: skip
         k = len(starts)
         z_all = np.concatenate(starts)
         # canonical form b > 0 (c: high-dose asymptote, d: dose-0 asymptote)
