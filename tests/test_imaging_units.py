@@ -5,6 +5,9 @@ import pandas as pd
 import pytest
 import tifffile
 from scipy import stats
+from skimage.draw import disk
+from skimage.measure import regionprops_table
+
 from sepher.errors import InputError
 from sepher.imaging import (
     aggregate,
@@ -19,8 +22,6 @@ from sepher.imaging import (
     segment_nuclei,
     select_channel,
 )
-from skimage.draw import disk
-from skimage.measure import regionprops_table
 
 
 def _disk_mask(shape, center, radius):
@@ -369,3 +370,72 @@ def test_read_errors(tmp_path):
         read_image(good)
     with pytest.raises(InputError, match="existing"):
         read_image(tmp_path / "missing.tif", 1.0)
+
+
+# ---------------------------------------------------------------- fast kernels
+# The speed-ups (issue 4) replace library calls by cheaper equivalents; each is
+# checked here against the call it replaces on random inputs.
+def test_h_maxima_watershed_equals_reconstruction_markers():
+    from scipy import ndimage as ndi
+    from skimage import morphology, segmentation
+
+    from sepher.imaging.nuclei import watershed_h_maxima
+
+    rng = np.random.default_rng(7)
+    agree = []
+    for _ in range(5):
+        surface = ndi.gaussian_filter(rng.random((160, 170)), 4).astype(np.float32) * 50
+        mask = surface > np.quantile(surface, 0.4)
+        ours = watershed_h_maxima(surface, mask, 0.1)
+        markers, _ = ndi.label(morphology.h_maxima(surface, 0.1) & mask)
+        ref = segmentation.watershed(-surface, markers, mask=mask)
+        assert ours.max() == ref.max()  # same maxima survive
+        agree.append(match_instances(ours, ref, iou=0.5)["f1"])
+    assert min(agree) == 1.0
+
+
+def test_distance_fill_and_opening_equal_scipy():
+    from scipy import ndimage as ndi
+    from skimage.morphology import disk as disk_fp
+
+    from sepher.imaging.nuclei import distance_to_background_um, fill_holes, open_disk
+
+    rng = np.random.default_rng(8)
+    for _ in range(5):
+        m = ndi.gaussian_filter(rng.random((120, 130)), 3) > 0.5
+        m[rng.random(m.shape) < 0.01] = True
+        ref = ndi.distance_transform_edt(m).astype(np.float32) * np.float32(0.4)
+        assert np.array_equal(distance_to_background_um(m, 0.4), ref)
+        assert np.array_equal(fill_holes(m), ndi.binary_fill_holes(m))
+        for r in (1, 2):
+            assert np.array_equal(open_disk(m, r), ndi.binary_opening(m, structure=disk_fp(r)))
+
+
+def test_fast_medians_background_and_noise_equal_numpy():
+    from sepher.imaging.measure import estimate_background, label_medians, noise_sd
+
+    rng = np.random.default_rng(9)
+    labels = rng.integers(0, 6, (80, 90))
+    for values in (
+        rng.integers(0, 5000, labels.shape).astype(np.uint16),
+        rng.normal(0, 100, labels.shape).astype(np.float32),
+    ):
+        med = label_medians(values, labels, 6)
+        ref = [np.median(values[labels == k].astype(float)) for k in range(1, 6)]
+        np.testing.assert_array_equal(med[:5], ref)  # label 6 is absent
+        assert np.isnan(med[5])
+        as_float = values.astype(np.float32)
+        assert estimate_background(values, labels) == estimate_background(as_float, labels)
+        confluent = np.ones_like(labels)
+        lvl, sd = estimate_background(values, confluent)
+        assert lvl == pytest.approx(np.percentile(as_float, 2), rel=1e-6)
+        img = as_float.astype(np.float64)
+        kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], float)
+        conv = sum(
+            kernel[i, j] * img[i : img.shape[0] - 2 + i, j : img.shape[1] - 2 + j]
+            for i in range(3)
+            for j in range(3)
+        )
+        expected = np.sqrt(np.pi / 2) * np.abs(conv).sum() / (6 * 78 * 88)
+        assert sd == pytest.approx(expected, rel=1e-6)
+        assert noise_sd(values) == sd
