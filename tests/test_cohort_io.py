@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from sepher.errors import InputError
 from sepher.io.cohort import derive_endpoints, read_cohort
 from sepher.io.identifiers import (

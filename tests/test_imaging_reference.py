@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import tifffile
 from scipy import ndimage as ndi
+from skimage import filters
+
 from sepher.imaging import (
     match_instances,
     measure_cells,
@@ -13,7 +15,6 @@ from sepher.imaging import (
     segment_cells,
     segment_nuclei,
 )
-from skimage import filters
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "images"
 DSB_IMG = DATA / "dsb2018_nuclei_img.tif"

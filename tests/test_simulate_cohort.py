@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.statistics import logrank_test
+
 from sepher.io.cohort import read_cohort
 from sepher.simulate.cohort import (
     STRATA,

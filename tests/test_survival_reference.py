@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from lifelines.datasets import load_gbsg2
+
 from sepher.survival.cox import fit_cox
 from sepher.survival.km import kaplan_meier, km_median
 from sepher.survival.logrank import logrank_test

@@ -18,6 +18,7 @@ from lifelines.statistics import multivariate_logrank_test
 from lifelines.utils import concordance_index
 from scipy.optimize import approx_fprime
 from scipy.stats import norm
+
 from sepher.survival.cox import concordance_counts, fit_cox
 from sepher.survival.km import kaplan_meier, km_median, number_at_risk, survival_at
 from sepher.survival.logrank import logrank_test
