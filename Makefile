@@ -9,7 +9,7 @@ FIGURES := fig1_dose_response fig2_her2_localisation fig3_sequential_exposure \
 	table1_characteristics table2_cox figS1_segmentation_qc figS2_dose_response_qc \
 	figS3_ph_diagnostics figS4_tdm1_by_line
 
-.PHONY: demo test venv demo-data bench lint format dryrun clean
+.PHONY: demo test venv demo-data bench lint format dryrun clean slurm-test
 
 # Set-up: a virtual environment with every package pinned (requirements.lock).
 # The library (scripts/sepher) is not installed: Snakemake puts scripts/ on the
@@ -46,6 +46,11 @@ dryrun: venv
 test: venv
 	$(BIN)/python -m pytest -q -rs
 	$(MAKE) lint dryrun
+
+# The demo on a one-node SLURM cluster on this machine (root, Debian), checked against a local run.
+slurm-test: venv
+	bash .ci/slurm/setup.sh
+	$(BIN)/python -m pytest -q -rs tests/test_slurm.py; status=$$?; bash .ci/slurm/teardown.sh; exit $$status
 
 bench: venv
 	for b in bench/bench_*.py; do echo "== $$b"; PYTHONPATH=scripts $(BIN)/python $$b || exit 1; done

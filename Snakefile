@@ -16,6 +16,20 @@ if not workflow.overwrite_configfiles:
 report: "report/workflow.rst"
 
 
+# Light rules run on the submit host when executing on a cluster (profiles/slurm).
+localrules:
+    all,
+    provenance,
+    report_captions,
+    report_table,
+    report_methods,
+    fig3_sequential_exposure,
+    fig5_cohort_flow,
+    fig8_cox_forest,
+    table1_characteristics,
+    table2_cox,
+
+
 include: "rules/common.smk"
 include: "rules/survival.smk"
 include: "rules/doseresponse.smk"
