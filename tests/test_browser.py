@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from .test_workflow_e2e import snakemake, write_config
+from .test_workflow_e2e import write_config
+from .workflow import snakemake
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

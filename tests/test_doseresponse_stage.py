@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from .conftest import PROJECT
-from .test_workflow_e2e import snakemake
+from .workflow import snakemake, write_config
 
 DEMO = PROJECT / "resources" / "demo"
 TARGETS = ["fig1_dose_response", "figS2_dose_response_qc"]
@@ -31,15 +30,6 @@ TABLES = [
 ]
 
 
-def write_config(directory, plates):
-    with open(PROJECT / "config" / "config.yaml") as stream:
-        config = yaml.safe_load(stream)
-    config.update(cohort=None, images=None, plates=str(plates))
-    path = Path(directory) / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def table_hashes(directory):
     root = Path(directory) / "results" / "doseresponse"
     return {
@@ -50,7 +40,7 @@ def table_hashes(directory):
 @pytest.fixture(scope="module")
 def dr_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("dr_stage")
-    write_config(directory, DEMO / "plates.csv")
+    write_config(directory, plates=DEMO / "plates.csv")
     run = snakemake(directory, "--cores", "2", *TARGETS)
     assert run.returncode == 0, run.stderr[-4000:]
     return directory
@@ -156,7 +146,7 @@ def test_z_prime_per_plate(dr_run, truth):
 
 
 def test_tables_identical_on_rerun_with_one_core(dr_run, tmp_path):
-    write_config(tmp_path, DEMO / "plates.csv")
+    write_config(tmp_path, plates=DEMO / "plates.csv")
     run = snakemake(tmp_path, "--cores", "1", "doseresponse_compare", "doseresponse_fit")
     assert run.returncode == 0, run.stderr[-4000:]
     first, second = table_hashes(dr_run), table_hashes(tmp_path)
@@ -170,7 +160,7 @@ def test_duplicate_well_stops_before_any_job(tmp_path):
     bad = [header, *rows[:10], rows[4], *rows[10:]]  # row 5 again, as data row 11
     plates = tmp_path / "bad_plates.csv"
     plates.write_text("\n".join(bad) + "\n")
-    write_config(tmp_path, plates)
+    write_config(tmp_path, plates=plates)
     run = snakemake(tmp_path, "--cores", "1", *TARGETS)
     assert run.returncode != 0
     text = run.stdout + run.stderr

@@ -10,19 +10,17 @@ on a bad sample-sheet row.
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-import yaml
 
+from . import workflow
 from .conftest import PROJECT
+from .workflow import snakemake
 
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 DEMO = PROJECT / "resources" / "demo"
 TARGET = "fig4_biopsies"
 
@@ -33,33 +31,8 @@ def ihc_rows():
 
 
 def write_config(directory, images=None, **changes):
-    with open(PROJECT / "config" / "config.yaml") as stream:
-        config = yaml.safe_load(stream)
-    config.update(cohort=None, plates=None, images=str(images or DEMO / "images.tsv"))
-    for key, value in changes.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    path = Path(directory) / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def snakemake(directory, *args, config=None):
-    config = config or Path(directory) / "config.yaml"
-    command = [
-        SNAKEMAKE,
-        "--snakefile",
-        str(PROJECT / "Snakefile"),
-        "--directory",
-        str(directory),
-        "--configfile",
-        str(config),
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, cwd=directory)
+    """The IHC stage alone, on the demo sheet unless `images` is given."""
+    return workflow.write_config(directory, images=images or DEMO / "images.tsv", **changes)
 
 
 def outputs(directory):

@@ -12,23 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from .conftest import PROJECT
-from .test_workflow_e2e import snakemake
+from .workflow import snakemake, write_config
 
 DEMO = PROJECT / "resources" / "demo"
 TARGETS = ["fig2_her2_localisation", "figS1_segmentation_qc"]
 TABLES = ["if_cells", "if_summary", "if_replicates", "if_comparisons", "if_image_qc"]
-
-
-def write_config(directory, images):
-    with open(PROJECT / "config" / "config.yaml") as stream:
-        config = yaml.safe_load(stream)
-    config.update(cohort=None, plates=None, images=str(images))
-    path = Path(directory) / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def table_hashes(directory):
@@ -41,7 +31,7 @@ def table_hashes(directory):
 @pytest.fixture(scope="module")
 def if_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("if_stage")
-    write_config(directory, DEMO / "images.tsv")
+    write_config(directory, images=DEMO / "images.tsv")
     run = snakemake(directory, "--cores", "2", *TARGETS)
     assert run.returncode == 0, run.stderr[-4000:]
     return directory
@@ -177,7 +167,7 @@ def test_channel_out_of_range_stops_before_any_job(tmp_path):
         shutil.copyfile(DEMO / "images" / "if" / Path(p).name, tmp_path / p)
     sheet_path = tmp_path / "bad.tsv"
     sheet.to_csv(sheet_path, sep="\t", index=False)
-    write_config(tmp_path, sheet_path)
+    write_config(tmp_path, images=sheet_path)
     run = snakemake(tmp_path, "--cores", "1", "figS1_segmentation_qc")
     assert run.returncode != 0
     text = run.stderr + run.stdout

@@ -22,7 +22,8 @@ from sepher.report.methods import cohort_counts, ihc_counts
 from sepher.report.numbers import format_ci, format_p, ihc_numbers, km_numbers
 
 from .conftest import PROJECT
-from .test_workflow_e2e import snakemake, write_config
+from .test_workflow_e2e import write_config
+from .workflow import snakemake
 
 
 @pytest.fixture

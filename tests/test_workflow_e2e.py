@@ -7,17 +7,15 @@ table, the calibration the demo data promise, rerun scoping, determinism.
 
 import hashlib
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
+from . import workflow
 from .conftest import PROJECT
+from .workflow import DEMO, snakemake
 
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 COHORT_FIGURES = [
     "fig5_cohort_flow",
     "fig6_km_os",
@@ -31,36 +29,8 @@ COHORT_FIGURES = [
 
 
 def write_config(directory, **changes):
-    with open(PROJECT / "config" / "config.yaml") as stream:
-        config = yaml.safe_load(stream)
-    config["cohort"] = str(PROJECT / "resources" / "demo" / "cohort.csv")
-    # the cohort stage alone: the other inputs are left out (their stages too)
-    config.pop("plates", None)
-    config.pop("images", None)
-    for key, value in changes.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    path = Path(directory) / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def snakemake(directory, *args, config=None):
-    config = config or Path(directory) / "config.yaml"
-    command = [
-        SNAKEMAKE,
-        "--snakefile",
-        str(PROJECT / "Snakefile"),
-        "--directory",
-        str(directory),
-        "--configfile",
-        str(config),
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, cwd=directory)
+    """The cohort stage alone: plates and images are left out (their stages too)."""
+    return workflow.write_config(directory, cohort=DEMO / "cohort.csv", **changes)
 
 
 def tables(directory):
