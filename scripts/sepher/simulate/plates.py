@@ -59,20 +59,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-#: Column order of the SPEC ``plates`` table.
-PLATES_COLUMNS = (
-    "plate_id",
-    "well",
-    "cell_line",
-    "condition",
-    "drug",
-    "concentration",
-    "concentration_unit",
-    "role",
-    "replicate",
-    "signal",
-    "time_h",
-)
+from sepher.io.plates import OPTIONAL_COLUMNS as OPTIONAL_PLATES_COLUMNS
+from sepher.io.plates import PLATES_COLUMNS as REQUIRED_PLATES_COLUMNS
+
+#: Column order of the SPEC ``plates`` table: the reader's required columns, then ``time_h``.
+PLATES_COLUMNS = REQUIRED_PLATES_COLUMNS + OPTIONAL_PLATES_COLUMNS
 
 #: Roles of a well.
 ROLES = ("treated", "vehicle", "blank", "time0")
