@@ -3,22 +3,9 @@
 import pytest
 
 from sepher.errors import InputError
-from sepher.io.samplesheet import read_sample_sheet
+from sepher.io.samplesheet import SHEET_COLUMNS, read_sample_sheet
 
-HEADER = [
-    "image_id",
-    "path",
-    "assay",
-    "pixel_size_um",
-    "cell_line",
-    "condition",
-    "replicate",
-    "her2_channel",
-    "nuclear_channel",
-    "membrane_channel",
-    "patient_id",
-    "timepoint",
-]
+HEADER = list(SHEET_COLUMNS)
 IF_ROW = ["IF_a", "a.tif", "IF", "0.65", "SKBR3", "T-R", "1", "0", "1", "", "", ""]
 IHC_ROW = ["IHC_b", "b.tif", "IHC", "0.5", "", "", "", "", "", "", "P01", "pre"]
 

@@ -18,6 +18,10 @@ from sepher.io.identifiers import check_pseudonymous_ids
 COMMON_COLUMNS = ("image_id", "path", "assay", "pixel_size_um")
 IF_COLUMNS = ("cell_line", "condition", "replicate", "her2_channel", "nuclear_channel")
 IHC_COLUMNS = ("patient_id", "timepoint")
+#: Column order of the sheet: IF rows use the first ten, IHC rows the common
+#: four and the last two (blank = not applicable).
+IF_SHEET_COLUMNS = COMMON_COLUMNS + IF_COLUMNS + ("membrane_channel",)
+SHEET_COLUMNS = IF_SHEET_COLUMNS + IHC_COLUMNS
 ASSAYS = ("IF", "IHC")
 TIMEPOINTS = ("pre", "post")
 

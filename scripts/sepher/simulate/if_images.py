@@ -73,6 +73,8 @@ import tifffile
 from scipy import ndimage as ndi
 from skimage import segmentation
 
+from sepher.io.samplesheet import IF_SHEET_COLUMNS
+
 __all__ = [
     "CELL_LINES",
     "CONDITION_SLUGS",
@@ -99,18 +101,7 @@ CONDITION_SLUGS = {
 }
 
 #: Column order of the sample sheet (SPEC ``images``, IF rows).
-SHEET_COLUMNS = (
-    "image_id",
-    "path",
-    "assay",
-    "pixel_size_um",
-    "cell_line",
-    "condition",
-    "replicate",
-    "her2_channel",
-    "nuclear_channel",
-    "membrane_channel",
-)
+SHEET_COLUMNS = IF_SHEET_COLUMNS
 
 #: Column order of the per-cell truth table.
 TRUTH_COLUMNS = (

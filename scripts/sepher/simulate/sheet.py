@@ -6,20 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SHEET_COLUMNS = [
-    "image_id",
-    "path",
-    "assay",
-    "pixel_size_um",
-    "cell_line",
-    "condition",
-    "replicate",
-    "her2_channel",
-    "nuclear_channel",
-    "membrane_channel",
-    "patient_id",
-    "timepoint",
-]
+from sepher.io.samplesheet import SHEET_COLUMNS
 
 
 def write_demo_sheet(out_dir, parts=("images_if.tsv", "images_ihc.tsv")) -> Path:
@@ -28,7 +15,7 @@ def write_demo_sheet(out_dir, parts=("images_if.tsv", "images_ihc.tsv")) -> Path
     tables = [
         pd.read_csv(out_dir / part, sep="\t", dtype=str, keep_default_na=False) for part in parts
     ]
-    sheet = pd.concat(tables, ignore_index=True).reindex(columns=SHEET_COLUMNS).fillna("")
+    sheet = pd.concat(tables, ignore_index=True).reindex(columns=list(SHEET_COLUMNS)).fillna("")
     path = out_dir / "images.tsv"
     sheet.to_csv(path, sep="\t", index=False, lineterminator="\n")
     return path
