@@ -20,59 +20,38 @@ TABLES.setdefault("images", []).extend(
 
 IMAGING = config["imaging"]
 
+from sepher.imaging.field import FIELD_SETTINGS
+
 
 include: "imaging_common.smk"
 
 
 wildcard_constraints:
-    image_id=r"[^/]+",
+    batch=r"if[0-9]+",
 
 
 rule imaging_measure_if:
-    """One IF image: QC, nuclei, cells, per-cell HER2 in nucleus / cytoplasm / membrane band."""
+    """A batch of IF fields, one after another: QC, nuclei, cells, per-cell HER2 per compartment."""
     input:
-        image=lambda w: if_row(w)["file"],
+        images=lambda w: [row["file"] for row in if_batch_rows(w)],
         lib=library("imaging", "io"),
     output:
-        nuclei="results/imaging/labels/{image_id}_nuclei.tif",
-        cells="results/imaging/labels/{image_id}_cells.tif",
-        table="results/imaging/per_image/{image_id}_cells.csv",
-        qc="results/imaging/per_image/{image_id}_qc.json",
+        nuclei=IF_BATCH_FILES["nuclei"],
+        cells=IF_BATCH_FILES["labels"],
+        table=IF_BATCH_FILES["cells"],
+        qc=IF_BATCH_FILES["qc"],
     log:
-        "results/logs/imaging/measure/{image_id}.log",
+        "results/logs/imaging/measure/{batch}.log",
     benchmark:
-        "results/benchmarks/imaging/measure/{image_id}.tsv"
+        "results/benchmarks/imaging/measure/{batch}.tsv"
     conda:
         "../envs/imaging.yaml"
     resources:
         mem_mb=1000,
-        runtime=10,
+        runtime=lambda w: 5 + 2 * len(if_batches()[w.batch]),
     params:
-        pixel_size_um=lambda w: float(if_row(w)["pixel_size_um"]),
-        her2_channel=lambda w: int(if_row(w)["her2_channel"]),
-        nuclear_channel=lambda w: int(if_row(w)["nuclear_channel"]),
-        membrane_channel=lambda w: int(if_row(w)["membrane_channel"]),
-        sample=lambda w: {
-            key: str(if_row(w)[key]) for key in ("cell_line", "condition", "replicate")
-        },
-        settings={
-            key: IMAGING[key]
-            for key in (
-                "nuclei_min_area_um2",
-                "nuclei_max_area_um2",
-                "nuclei_smoothing_um",
-                "nuclei_background_um",
-                "nuclei_threshold",
-                "cell_method",
-                "cell_expand_um",
-                "cell_max_radius_um",
-                "cell_smoothing_um",
-                "cell_area_um2",
-                "membrane_band_um",
-                "completeness_k",
-                "max_saturated_fraction",
-            )
-        },
+        rows=if_batch_rows,
+        settings={key: IMAGING[key] for key in FIELD_SETTINGS},
     script:
         "../scripts/imaging_measure_if.py"
 
@@ -80,8 +59,8 @@ rule imaging_measure_if:
 rule imaging_summarise_if:
     """All IF cells; per image / replicate / condition summaries; replicate-level comparisons."""
     input:
-        cells=if_per_image("cells"),
-        qc=if_per_image("qc"),
+        cells=if_per_batch("cells"),
+        qc=if_per_batch("qc"),
         lib=library("imaging", "io"),
     output:
         cells="results/imaging/if_cells.csv",
@@ -99,7 +78,6 @@ rule imaging_summarise_if:
         mem_mb=1500,
         runtime=10,
     params:
-        image_ids=if_image_ids(),
         focus_outlier_k=IMAGING["focus_outlier_k"],
         conf_level=IMAGING["conf_level"],
         comparisons=IMAGING["comparisons"],
@@ -114,9 +92,8 @@ rule fig2_her2_localisation:
         summary=rules.imaging_summarise_if.output.summary,
         replicates=rules.imaging_summarise_if.output.replicates,
         comparisons=rules.imaging_summarise_if.output.comparisons,
-        images=if_image_files(),
-        nuclei=if_per_image("nuclei"),
-        labels=if_per_image("labels"),
+        nuclei=if_per_batch("nuclei"),
+        labels=if_per_batch("labels"),
         style=HOUSE_STYLE,
         lib=library("figures", "imaging"),
     output:
@@ -190,9 +167,8 @@ rule figS1_segmentation_qc:
     input:
         cells=rules.imaging_summarise_if.output.cells,
         image_qc=rules.imaging_summarise_if.output.image_qc,
-        images=if_image_files(),
-        nuclei=if_per_image("nuclei"),
-        labels=if_per_image("labels"),
+        nuclei=if_per_batch("nuclei"),
+        labels=if_per_batch("labels"),
         style=HOUSE_STYLE,
         lib=library("figures", "imaging"),
     output:

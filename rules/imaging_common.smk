@@ -66,18 +66,65 @@ def if_image_ids():
     return [] if sheet is None else sorted(sheet.index)
 
 
-def if_row(wildcards):
-    return if_sheet().loc[wildcards.image_id]
+_IF_BATCHES = []
 
 
-def if_per_image(kind):
-    patterns = {
-        "cells": "results/imaging/per_image/{image_id}_cells.csv",
-        "qc": "results/imaging/per_image/{image_id}_qc.json",
-        "nuclei": "results/imaging/labels/{image_id}_nuclei.tif",
-        "labels": "results/imaging/labels/{image_id}_cells.tif",
-    }
-    return expand(patterns[kind], image_id=if_image_ids())
+def if_batches():
+    """Batch id -> image ids, fields_per_job at a time.
+
+    Images are taken in (cell_line, condition, replicate, image_id) order,
+    the order of every IF table, so the summary step can stream the batches
+    one after another. Batch ids are if0001, if0002, ...
+    """
+    if not _IF_BATCHES:
+        sheet = if_sheet()
+        batches = {}
+        if sheet is not None:
+            keys = ["cell_line", "condition", "replicate", "image_id"]
+            ordered = sorted(sheet[keys].astype(str).itertuples(index=False, name=None))
+            ids = [row[-1] for row in ordered]
+            size = int(IMAGING["fields_per_job"])
+            for start in range(0, len(ids), size):
+                batches[f"if{start // size + 1:04d}"] = ids[start : start + size]
+        _IF_BATCHES.append(batches)
+    return _IF_BATCHES[0]
+
+
+def if_batch_rows(wildcards):
+    """Sample-sheet rows of one batch (what the measuring job needs)."""
+    sheet = if_sheet()
+    columns = [
+        "image_id",
+        "file",
+        "pixel_size_um",
+        "her2_channel",
+        "nuclear_channel",
+        "membrane_channel",
+        "cell_line",
+        "condition",
+        "replicate",
+    ]
+    rows = sheet.loc[if_batches()[wildcards.batch], columns]
+    return [
+        {
+            key: (value.item() if hasattr(value, "item") else value)
+            for key, value in row.items()
+        }
+        for row in rows.to_dict("records")
+    ]
+
+
+IF_BATCH_FILES = {
+    "cells": "results/imaging/if_batches/{batch}_cells.csv",
+    "qc": "results/imaging/if_batches/{batch}_qc.json",
+    "nuclei": "results/imaging/labels/if/{batch}_nuclei.tif",
+    "labels": "results/imaging/labels/if/{batch}_cells.tif",
+}
+
+
+def if_per_batch(kind):
+    """One file of `kind` per batch, in batch order."""
+    return expand(IF_BATCH_FILES[kind], batch=list(if_batches()))
 
 
 def if_image_files(wildcards=None):
@@ -86,19 +133,23 @@ def if_image_files(wildcards=None):
 
 
 def if_fields():
-    """Image id -> file and channel roles, for the figures' image panels."""
+    """Image id -> file, channel roles and label pages, for the figures' image panels."""
     sheet = if_sheet()
     if sheet is None:
         return {}
-    return {
-        image_id: {
-            "file": sheet.loc[image_id, "file"],
-            "pixel_size_um": float(sheet.loc[image_id, "pixel_size_um"]),
-            "her2_channel": int(sheet.loc[image_id, "her2_channel"]),
-            "nuclear_channel": int(sheet.loc[image_id, "nuclear_channel"]),
-        }
-        for image_id in if_image_ids()
-    }
+    fields = {}
+    for batch, ids in if_batches().items():
+        for page, image_id in enumerate(ids):
+            fields[image_id] = {
+                "file": sheet.loc[image_id, "file"],
+                "pixel_size_um": float(sheet.loc[image_id, "pixel_size_um"]),
+                "her2_channel": int(sheet.loc[image_id, "her2_channel"]),
+                "nuclear_channel": int(sheet.loc[image_id, "nuclear_channel"]),
+                "nuclei": IF_BATCH_FILES["nuclei"].format(batch=batch),
+                "cells": IF_BATCH_FILES["labels"].format(batch=batch),
+                "page": page,
+            }
+    return fields
 
 
 def if_groups():

@@ -1,33 +1,23 @@
 """Rule fig2_her2_localisation: IF fields with outlines and HER2 by condition."""
 
-import tifffile
-
 from sepher.figures.imaging_plots import choose_representative, plot_her2_localisation
 from sepher.figures.style import house_style, save_figure
 from sepher.imaging import read_image
+from sepher.imaging.field import read_labels
 from sepher.io.tables import read_table
 from sepher.workflow import run_logged
 
 
-def load_field(image_id, spec, labels_dir):
+def load_field(image_id, spec):
     image, pixel_size_um = read_image(spec["file"], pixel_size_um=spec["pixel_size_um"])
     return {
         "image_id": image_id,
         "her2": image[spec["her2_channel"]],
         "nuclear": image[spec["nuclear_channel"]],
-        "nuclei": tifffile.imread(labels_dir[image_id]["nuclei"]),
-        "cells": tifffile.imread(labels_dir[image_id]["cells"]),
+        "nuclei": read_labels(spec, "nuclei"),
+        "cells": read_labels(spec, "cells"),
         "pixel_size_um": pixel_size_um,
     }
-
-
-def label_files(smk):
-    files = {}
-    for path in list(smk.input.nuclei) + list(smk.input.labels):
-        name = str(path).rsplit("/", 1)[-1]
-        image_id, kind = name[: -len(".tif")].rsplit("_", 1)
-        files.setdefault(image_id, {})[kind] = path
-    return files
 
 
 def main(smk):
@@ -41,13 +31,12 @@ def main(smk):
     lines = list(dict.fromkeys(line for line, _ in p.groups))
     line = p.line or lines[0]
     chosen = choose_representative(per_image[per_image["cell_line"] == line])
-    files = label_files(smk)
     fields = []
     for condition in p.conditions:
         if (line, condition) not in chosen.index:
             continue
         image_id = chosen[(line, condition)]
-        field = load_field(image_id, p.fields[image_id], files)
+        field = load_field(image_id, p.fields[image_id])
         fields.append({**field, "cell_line": line, "condition": condition})
     with house_style(smk.input.style):
         fig = plot_her2_localisation(

@@ -1,23 +1,24 @@
 """Rule figS1_segmentation_qc: overlays per condition, QC flag counts, flagged fields."""
 
-import tifffile
-
 from sepher.figures.imaging_plots import field_rgb, plot_segmentation_qc
 from sepher.figures.style import house_style, save_figure
 from sepher.imaging import read_image
+from sepher.imaging.field import read_labels
 from sepher.io.tables import read_table
 from sepher.workflow import run_logged
 
 CELL_FLAGS = ["border", "saturated", "implausible_size"]
+#: Flagged fields shown (the first by image id); all are counted in panel b.
+MAX_FLAGGED_SHOWN = 8
 
 
-def overlay(image_id, spec, files, label):
+def overlay(spec, label):
     image, pixel_size_um = read_image(spec["file"], pixel_size_um=spec["pixel_size_um"])
     rgb = field_rgb(
         image[spec["her2_channel"]],
         image[spec["nuclear_channel"]],
-        nuclei=tifffile.imread(files[image_id]["nuclei"]),
-        cells=tifffile.imread(files[image_id]["cells"]),
+        nuclei=read_labels(spec, "nuclei"),
+        cells=read_labels(spec, "cells"),
     )
     return {"label": label, "rgb": rgb, "pixel_size_um": pixel_size_um}
 
@@ -26,10 +27,6 @@ def main(smk):
     p = smk.params
     cells = read_table(smk.input.cells)
     image_qc = read_table(smk.input.image_qc)
-    files = {}
-    for path in list(smk.input.nuclei) + list(smk.input.labels):
-        image_id, kind = str(path).rsplit("/", 1)[-1][: -len(".tif")].rsplit("_", 1)
-        files.setdefault(image_id, {})[kind] = path
     kept = image_qc[~image_qc["image_excluded"].astype(bool)]
     # first good field (by image id) of each condition: a deterministic sample
     sample = kept.sort_values("image_id").groupby(["cell_line", "condition"], sort=False).first()
@@ -38,18 +35,15 @@ def main(smk):
     sample["order"] = [order[(r.cell_line, r.condition)] for r in sample.itertuples()]
     sample = sample.sort_values("order")
     overlays = [
-        overlay(r.image_id, p.fields[r.image_id], files, f"{r.cell_line} {r.condition}")
-        for r in sample.itertuples()
+        overlay(p.fields[r.image_id], f"{r.cell_line} {r.condition}") for r in sample.itertuples()
     ]
     bad = image_qc[image_qc["image_excluded"].astype(bool)].sort_values("image_id")
     flagged = [
         overlay(
-            r.image_id,
             p.fields[r.image_id],
-            files,
             f"{r.cell_line} {r.condition}\n{r.image_flags.replace('_', ' ')}",
         )
-        for r in bad.itertuples()
+        for r in bad.head(MAX_FLAGGED_SHOWN).itertuples()
     ]
     grouped = cells.groupby(["cell_line", "condition"], sort=False)
     counts = (grouped[CELL_FLAGS].mean() * 100).reset_index()
@@ -61,7 +55,9 @@ def main(smk):
     counts = counts.sort_values("order")
     counts.index = counts["cell_line"] + " " + counts["condition"]
     with house_style(smk.input.style):
-        fig = plot_segmentation_qc(overlays, flagged, counts, simulated=p.simulated)
+        fig = plot_segmentation_qc(
+            overlays, flagged, counts, n_flagged=len(bad), simulated=p.simulated
+        )
         save_figure(fig, smk.output.pdf, smk.output.png)
 
 

@@ -5,8 +5,13 @@ import logging
 
 import pandas as pd
 
-from sepher.imaging import aggregate, compare_conditions, flag_focus_outliers
-from sepher.io.tables import write_table
+from sepher.imaging import (
+    aggregate_images,
+    aggregate_replicates,
+    compare_conditions,
+    flag_focus_outliers,
+)
+from sepher.io.tables import FLOAT_FORMAT, write_table
 from sepher.workflow import run_logged
 
 #: Per-cell readouts summarised per image, replicate and condition.
@@ -28,8 +33,8 @@ KEYS = ["cell_line", "condition", "replicate", "image_id"]
 def image_qc_table(qc_files, focus_outlier_k):
     """One row per image: focus and saturation metrics, flags, excluded."""
     rows = []
-    for path in qc_files:
-        qc = json.loads(open(path).read())
+    records = [qc for path in qc_files for qc in json.loads(open(path).read())]
+    for qc in records:
         row = {key: qc[key] for key in KEYS}
         row["n_nuclei"] = qc["n_nuclei"]
         row["focus_score"] = qc["focus_score"]["nuclear"]
@@ -81,27 +86,50 @@ def comparisons_table(replicates, comparisons, conf_level):
     return pd.DataFrame(rows)
 
 
-def main(smk):
-    p = smk.params
-    cells = pd.concat(
-        [
-            pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"replicate": str})
-            for path in smk.input.cells
-        ],
-        ignore_index=True,
+def read_batch(path):
+    return pd.read_csv(
+        path, keep_default_na=False, na_values=[""], dtype={key: str for key in KEYS}
     )
-    image_qc = image_qc_table(smk.input.qc, p.focus_outlier_k)
-    cells = cells.merge(
-        image_qc[["image_id", "image_flags", "image_excluded"]], on="image_id", how="left"
-    )
-    cells["excluded"] = cells[list(CELL_FLAGS)].any(axis=1) | cells["image_excluded"]
-    cells = cells.sort_values(KEYS + ["cell_id"]).reset_index(drop=True)
 
-    kept_images = cells[~cells["image_excluded"]]
-    levels = aggregate(
-        kept_images, values=VALUES, exclude_flags=CELL_FLAGS, confidence=p.conf_level
-    )
-    per_image = levels["image"].assign(level="image")
+
+def cell_columns(paths):
+    """Union of the batches' columns, in order of first appearance.
+
+    Batches differ when some fields have a membrane channel and others not;
+    the headers alone are read, so this costs nothing at any scale.
+    """
+    columns = {}
+    for path in paths:
+        with open(path) as stream:
+            columns.update(dict.fromkeys(stream.readline().rstrip("\n").split(",")))
+    return list(columns)
+
+
+def main(smk):
+    """Stream the batches (in table order): one batch of cells in memory at a time."""
+    p = smk.params
+    image_qc = image_qc_table(smk.input.qc, p.focus_outlier_k)
+    flags = image_qc[["image_id", "image_flags", "image_excluded"]]
+    per_image, n_cells = [], 0
+    columns = cell_columns(smk.input.cells)
+    with open(smk.output.cells, "w", newline="") as out:
+        for i, path in enumerate(smk.input.cells):
+            cells = read_batch(path).reindex(columns=columns)
+            cells = cells.merge(flags, on="image_id", how="left")
+            cells["excluded"] = cells[list(CELL_FLAGS)].any(axis=1) | cells["image_excluded"]
+            cells = cells.sort_values(KEYS + ["cell_id"]).reset_index(drop=True)
+            cells.to_csv(
+                out, index=False, header=i == 0, float_format=FLOAT_FORMAT, lineterminator="\n"
+            )
+            n_cells += len(cells)
+            kept_images = cells[~cells["image_excluded"]]
+            if len(kept_images):
+                per_image.append(
+                    aggregate_images(kept_images, values=VALUES, exclude_flags=CELL_FLAGS)
+                )
+    per_image = pd.concat(per_image, ignore_index=True)
+    levels = aggregate_replicates(per_image, values=VALUES, confidence=p.conf_level)
+    per_image = per_image.assign(level="image")
     per_condition = levels["condition"].assign(level="condition")
     summary = pd.concat([per_condition, per_image], ignore_index=True)
     first = ["level", "cell_line", "condition", "replicate", "image_id"]
@@ -113,8 +141,7 @@ def main(smk):
     comparisons = comparisons_table(replicates, p.comparisons, p.conf_level)
 
     n_out = int(image_qc["image_excluded"].sum())
-    logging.info("%d cells in %d images; %d images excluded", len(cells), len(image_qc), n_out)
-    write_table(cells, smk.output.cells)
+    logging.info("%d cells in %d images; %d images excluded", n_cells, len(image_qc), n_out)
     for column in ("n_replicates", "n_images", "n_cells", "n_cells_excluded"):
         if column in summary:
             summary[column] = summary[column].astype("Int64")

@@ -108,7 +108,7 @@ def tables(directory):
 def slurm_job_logs(directory):
     """SLURM job logs kept by the executor, by job kind (rule_x / group_y_x)."""
     root = Path(directory) / ".snakemake" / "slurm_logs"
-    return {d.name: sorted(d.glob("*.log")) for d in root.iterdir()} if root.is_dir() else {}
+    return {d.name: sorted(d.rglob("*.log")) for d in root.iterdir()} if root.is_dir() else {}
 
 
 @pytest.fixture(scope="module")
@@ -153,10 +153,13 @@ def test_jobs_ran_on_slurm_with_image_jobs_grouped(slurm_run):
     """The heavy rules went through sbatch, the image jobs in batches (groups)."""
     logs = slurm_job_logs(slurm_run)
     assert logs.get("rule_survival_cox"), sorted(logs)
-    if_batches = [log for kind, files in logs.items() if "if_fields" in kind for log in files]
+    if_batches = [
+        log for kind, files in logs.items() if "imaging_measure_if" in kind for log in files
+    ]
     ihc_batches = [log for kind, files in logs.items() if "ihc_tiles" in kind for log in files]
-    # 76 IF fields in batches of 20 and 11 IHC tiles in one batch (profiles/slurm)
-    assert 1 <= len(if_batches) <= 4, if_batches
+    # 76 IF fields, 16 per job (config imaging.fields_per_job), and 11 IHC tiles
+    # in one group job (profiles/slurm)
+    assert len(if_batches) == 5, if_batches
     assert len(ihc_batches) == 1, ihc_batches
     for log in if_batches + ihc_batches:
         text = log.read_text()

@@ -487,6 +487,7 @@ def plot_segmentation_qc(
     flagged: list[dict],
     flag_counts: pd.DataFrame,
     *,
+    n_flagged: int | None = None,
     simulated: bool = False,
 ):
     """Figure S1: segmentation overlays, QC flag counts, flagged fields.
@@ -497,6 +498,8 @@ def plot_segmentation_qc(
         Fields to show (``label``, ``rgb``, ``pixel_size_um``), one per condition.
     flagged : list of dict
         Flagged fields (``label``, ``rgb``, ``pixel_size_um``).
+    n_flagged : int, optional
+        Number of flagged fields in all (when ``flagged`` shows only the first).
     flag_counts : DataFrame
         Index ``cell_line / condition``; columns: percentage of cells carrying
         each flag (``border``, ``saturated``, ``implausible_size``) and
@@ -538,7 +541,12 @@ def plot_segmentation_qc(
         fig.text(
             9 / W,
             1 - (y + 1.6) / H,
-            "Fields flagged by image QC (left out of every summary)",
+            "Fields flagged by image QC (left out of every summary)"
+            + (
+                f": first {len(flagged)} of {n_flagged}"
+                if n_flagged and n_flagged > len(flagged)
+                else ""
+            ),
             fontsize=6.5,
             va="top",
         )

@@ -15,10 +15,17 @@ from sepher.imaging.measure import estimate_background, measure_cells
 from sepher.imaging.metrics import match_instances
 from sepher.imaging.nuclei import segment_nuclei, subtract_background
 from sepher.imaging.qc import flag_focus_outliers, focus_score, image_qc
-from sepher.imaging.summary import aggregate, compare_conditions
+from sepher.imaging.summary import (
+    aggregate,
+    aggregate_images,
+    aggregate_replicates,
+    compare_conditions,
+)
 
 __all__ = [
     "aggregate",
+    "aggregate_images",
+    "aggregate_replicates",
     "compare_conditions",
     "compartments",
     "distance_to_cell_edge",

@@ -62,6 +62,38 @@ def aggregate(
         ``{v}_ci_low``, ``{v}_ci_high`` over replicates, and
         ``n_replicates`` (CI NaN with fewer than two replicates).
     """
+    per_image = aggregate_images(
+        cells_df,
+        values=values,
+        image_col=image_col,
+        replicate_col=replicate_col,
+        condition_cols=condition_cols,
+        exclude_flags=exclude_flags,
+    )
+    values = [v for v in values if v in cells_df.columns]
+    levels = aggregate_replicates(
+        per_image,
+        values=values,
+        replicate_col=replicate_col,
+        condition_cols=condition_cols,
+        confidence=confidence,
+    )
+    return {"image": per_image, **levels}
+
+
+def aggregate_images(
+    cells_df: pd.DataFrame,
+    *,
+    values=DEFAULT_VALUES,
+    image_col: str = "image_id",
+    replicate_col: str = "replicate",
+    condition_cols=("cell_line", "condition"),
+    exclude_flags=DEFAULT_FLAGS,
+) -> pd.DataFrame:
+    """Per-image level of :func:`aggregate` (median of kept cells, counts).
+
+    Images are independent, so cells may come a batch of images at a time.
+    """
     cond = list(condition_cols)
     values = [v for v in values if v in cells_df.columns]
     flags = [f for f in exclude_flags if f in cells_df.columns]
@@ -78,8 +110,20 @@ def aggregate(
     per_image = per_image.reindex(n_excl.index)
     per_image["n_cells"] = per_image["n_cells"].fillna(0).astype(int)
     per_image["n_cells_excluded"] = n_excl.astype(int)
-    per_image = per_image.reset_index()
+    return per_image.reset_index()
 
+
+def aggregate_replicates(
+    per_image: pd.DataFrame,
+    *,
+    values=DEFAULT_VALUES,
+    replicate_col: str = "replicate",
+    condition_cols=("cell_line", "condition"),
+    confidence: float = 0.95,
+) -> dict[str, pd.DataFrame]:
+    """Replicate and condition levels of :func:`aggregate` from its image level."""
+    cond = list(condition_cols)
+    values = [v for v in values if v in per_image.columns]
     rep_keys = cond + [replicate_col]
     per_rep = per_image.groupby(rep_keys, sort=True)[values].mean()
     per_rep["n_images"] = per_image.groupby(rep_keys).size()
@@ -97,7 +141,7 @@ def aggregate(
         per_cond[f"{v}_sd"] = sd
         per_cond[f"{v}_ci_low"] = mean - half
         per_cond[f"{v}_ci_high"] = mean + half
-    return {"image": per_image, "replicate": per_rep, "condition": per_cond.reset_index()}
+    return {"replicate": per_rep, "condition": per_cond.reset_index()}
 
 
 def compare_conditions(
