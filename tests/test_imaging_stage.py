@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import tifffile
 
 from .conftest import PROJECT
 from .workflow import snakemake, write_config
@@ -57,9 +58,16 @@ def test_figures_tables_and_labels_exist(if_run):
     sheet = pd.read_csv(DEMO / "images.tsv", sep="\t")
     if_ids = sheet.loc[sheet["assay"] == "IF", "image_id"]
     assert len(if_ids) == 76
-    for image_id in if_ids:
-        for kind in ("nuclei", "cells"):
-            assert (if_run / "results" / "imaging" / "labels" / f"{image_id}_{kind}.tif").is_file()
+    # label images: one multi-page TIFF per batch of fields (imaging.fields_per_job)
+    for kind in ("nuclei", "cells"):
+        pages = []
+        for path in sorted(
+            (if_run / "results" / "imaging" / "labels" / "if").glob(f"*_{kind}.tif")
+        ):
+            with tifffile.TiffFile(path) as tif:
+                pages += [(page.description, page.shape) for page in tif.pages]
+        assert sorted(description for description, _ in pages) == sorted(if_ids)
+        assert all(shape == (256, 256) for _, shape in pages)
 
 
 def test_cells_table_has_spec_columns_and_flags(if_run):
