@@ -9,7 +9,7 @@ FIGURES := fig1_dose_response fig2_her2_localisation fig3_sequential_exposure \
 	table1_characteristics table2_cox figS1_segmentation_qc figS2_dose_response_qc \
 	figS3_ph_diagnostics figS4_tdm1_by_line
 
-.PHONY: demo test venv demo-data bench lint format dryrun clean slurm-test
+.PHONY: demo test venv demo-data bench scale lint format dryrun clean slurm-test
 
 # Set-up: a virtual environment with every package pinned (requirements.lock).
 # The library (scripts/sepher) is not installed: Snakemake puts scripts/ on the
@@ -54,6 +54,13 @@ slurm-test: venv
 
 bench: venv
 	for b in bench/bench_*.py; do echo "== $$b"; PYTHONPATH=scripts $(BIN)/python $$b || exit 1; done
+
+# 10,000 IF fields, 100,000 curves, 1,000,000 patients (and 1/10 of each)
+# through the workflow; prints wall time, jobs, peak memory per job, throughput
+# and growth per stage. Hours on a laptop: SCALE_FRACTION=0.1 for a quick look.
+SCALE_FRACTION ?= 1
+scale: venv
+	PYTHONPATH=scripts $(BIN)/python bench/scale.py --fraction $(SCALE_FRACTION) --cores $(CORES)
 
 format: venv
 	$(BIN)/snakefmt Snakefile rules/
