@@ -56,7 +56,7 @@ UNITS = {"if": "fields", "doseresponse": "curves", "cohort": "patients"}
 #: Rules whose outputs are each stage's tables (figures left out).
 TARGETS = {
     "if": ["imaging_summarise_if"],
-    "doseresponse": ["doseresponse_fit", "doseresponse_compare"],
+    "doseresponse": ["doseresponse_join"],
     "cohort": ["survival_km", "survival_cox", "survival_table1", "survival_flow"],
 }
 INPUT_KEY = {"if": "images", "doseresponse": "plates", "cohort": "cohort"}

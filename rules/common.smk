@@ -103,7 +103,7 @@ HOUSE_STYLE = str(Path(workflow.basedir, "resources", "sepher.mplstyle"))
 
 
 def _validate_cohort_once():
-    """Check the cohort table at start-up, before any job runs.
+    """Check the cohort table, and that the configured analysis fits it, at start-up.
 
     A bad value stops the run here with one message (file, row, column,
     value, expectation) and nothing is written to results/. The check is
@@ -113,7 +113,7 @@ def _validate_cohort_once():
     import hashlib
     import json
 
-    from sepher.io.cohort import read_cohort
+    from sepher.io.cohort import check_analysis_set, read_cohort
     from sepher.io.provenance import sha256
 
     params = {
@@ -121,6 +121,7 @@ def _validate_cohort_once():
         "group_levels": SURVIVAL["group_levels"],
         "covariates": SURVIVAL["covariates"],
         "categorical": SURVIVAL["categorical"],
+        "tdm1_line": SURVIVAL["tdm1_line"],
     }
     key = hashlib.sha256(
         (sha256(config["cohort"]) + json.dumps(params, sort_keys=True)).encode()
@@ -128,12 +129,22 @@ def _validate_cohort_once():
     marker = Path(".snakemake", "sepher-validated", f"cohort-{key}")
     if marker.exists():
         return
-    read_cohort(
+    cohort = read_cohort(
         config["cohort"],
         group=params["group"],
         group_levels=params["group_levels"],
         covariates=params["covariates"],
         categorical_levels=params["categorical"],
+    )
+    check_analysis_set(
+        cohort,
+        config["cohort"],
+        group=params["group"],
+        group_levels=params["group_levels"],
+        tdm1_line=params["tdm1_line"],
+        covariates=params["covariates"],
+        categorical_levels=params["categorical"],
+        config_file=_config_name,
     )
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
@@ -141,3 +152,35 @@ def _validate_cohort_once():
 
 if configured("cohort") and workflow.is_main_process:
     _validate_cohort_once()
+
+
+def _validate_images_once():
+    """Check the images sample sheet and open every image at start-up.
+
+    A bad sheet row or image file (unreadable, truncated, z-stack, channel
+    index out of range, all black) stops the run here, before any job, with
+    one message naming the sheet, row, column, value and expectation; nothing
+    is written to results/. Reading the images costs far less than analysing
+    them; the check is remembered per (sheet content, image sizes and
+    modification times) under .snakemake/, so dry runs and reruns skip it.
+    """
+    import hashlib
+    import json
+
+    from sepher.io.images import check_sheet_images, image_stamp
+    from sepher.io.provenance import sha256
+    from sepher.io.samplesheet import read_sample_sheet
+
+    sheet = read_sample_sheet(config["images"])
+    stamp = json.dumps([sha256(config["images"]), image_stamp(sheet)])
+    key = hashlib.sha256(stamp.encode()).hexdigest()
+    marker = Path(".snakemake", "sepher-validated", f"images-{key}")
+    if marker.exists():
+        return
+    check_sheet_images(sheet, config["images"])
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+if configured("images") and workflow.is_main_process:
+    _validate_images_once()

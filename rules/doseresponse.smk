@@ -21,23 +21,105 @@ DOSERESPONSE = config["doseresponse"]
 include: "doseresponse_common.smk"
 
 
-rule doseresponse_normalise:
-    """Viability per well (blank and vehicle of its plate); Z' and control CVs per plate."""
+wildcard_constraints:
+    shard=r"dr[0-9]+",
+
+
+_DR_SHARDS = []
+
+
+def doseresponse_shards():
+    """Shard id -> cell lines: whole lines, about plates_per_job plates per shard.
+
+    Read from the plates table (two columns) once per process and remembered
+    per (file content, plates_per_job) under .snakemake/, so SLURM jobs and
+    reruns do not read the table again. Shards are dr0001, dr0002, ... in
+    cell-line order.
+    """
+    if _DR_SHARDS:
+        return _DR_SHARDS[0]
+    import hashlib
+    import json
+
+    import pandas as pd
+
+    from sepher.io.provenance import sha256
+
+    size = int(DOSERESPONSE["plates_per_job"])
+    key = hashlib.sha256(f"{sha256(config['plates'])}:{size}".encode()).hexdigest()
+    cache = Path(".snakemake", "sepher-validated", f"plates-shards-{key}.json")
+    if cache.exists():
+        shards = json.loads(cache.read_text())
+    else:
+        pairs = pd.read_csv(
+            config["plates"], usecols=["plate_id", "cell_line"], dtype=str
+        ).drop_duplicates()
+        plates_per_line = pairs.groupby("cell_line", sort=True)["plate_id"].nunique()
+        shards, current, n_plates = {}, [], 0
+        for line, n in plates_per_line.items():
+            if current and n_plates + n > size:
+                shards[f"dr{len(shards) + 1:04d}"] = current
+                current, n_plates = [], 0
+            current.append(line)
+            n_plates += n
+        if current:
+            shards[f"dr{len(shards) + 1:04d}"] = current
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(shards))
+    _DR_SHARDS.append(shards)
+    return shards
+
+
+def dr_shard_files(name):
+    """One file `name` per shard, in shard order."""
+    return expand(
+        "results/doseresponse/shards/{shard}/{name}",
+        shard=list(doseresponse_shards()) if configured("plates") else [],
+        name=name,
+    )
+
+
+rule doseresponse_split:
+    """The plates table streamed into one plates file per shard of cell lines."""
     input:
         plates=config.get("plates") or [],
-        lib=library("io/plates", "io/tables", "doseresponse"),
+        lib=library("io/tables"),
     output:
-        viability="results/doseresponse/viability.csv",
-        qc="results/doseresponse/plate_qc.csv",
+        plates=dr_shard_files("plates.csv"),
+        rows=dr_shard_files("rows.txt"),
     log:
-        "results/logs/doseresponse/normalise.log",
+        "results/logs/doseresponse/split.log",
     benchmark:
-        "results/benchmarks/doseresponse/normalise.tsv"
+        "results/benchmarks/doseresponse/split.tsv"
     conda:
         "../envs/doseresponse.yaml"
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=1000,
+        runtime=30,
+    params:
+        shards=doseresponse_shards() if configured("plates") else {},
+    script:
+        "../scripts/doseresponse_split.py"
+
+
+rule doseresponse_normalise:
+    """Viability per well (blank and vehicle of its plate); Z' and control CVs per plate."""
+    input:
+        plates="results/doseresponse/shards/{shard}/plates.csv",
+        rows="results/doseresponse/shards/{shard}/rows.txt",
+        lib=library("io/plates", "io/tables", "doseresponse"),
+    output:
+        viability="results/doseresponse/shards/{shard}/viability.csv",
+        qc="results/doseresponse/shards/{shard}/plate_qc.csv",
+    log:
+        "results/logs/doseresponse/normalise_{shard}.log",
+    benchmark:
+        "results/benchmarks/doseresponse/normalise_{shard}.tsv"
+    conda:
+        "../envs/doseresponse.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         min_z_prime=DOSERESPONSE["min_z_prime"],
         max_cv_percent=DOSERESPONSE["max_cv_percent"],
@@ -51,19 +133,19 @@ rule doseresponse_fit:
         viability=rules.doseresponse_normalise.output.viability,
         lib=library("io/tables", "doseresponse"),
     output:
-        fits="results/doseresponse/fits.csv",
-        by_replicate="results/doseresponse/fits_by_replicate.csv",
-        residuals="results/doseresponse/residuals.csv",
-        curves="results/doseresponse/curves.csv",
+        fits="results/doseresponse/shards/{shard}/fits.csv",
+        by_replicate="results/doseresponse/shards/{shard}/fits_by_replicate.csv",
+        residuals="results/doseresponse/shards/{shard}/residuals.csv",
+        curves="results/doseresponse/shards/{shard}/curves.csv",
     log:
-        "results/logs/doseresponse/fit.log",
+        "results/logs/doseresponse/fit_{shard}.log",
     benchmark:
-        "results/benchmarks/doseresponse/fit.tsv"
+        "results/benchmarks/doseresponse/fit_{shard}.tsv"
     conda:
         "../envs/doseresponse.yaml"
     resources:
-        mem_mb=500,
-        runtime=10,
+        mem_mb=1000,
+        runtime=60,
     params:
         model=DOSERESPONSE["model"],
         candidate_models=DOSERESPONSE["candidate_models"],
@@ -83,15 +165,15 @@ rule doseresponse_compare:
         residuals=rules.doseresponse_fit.output.residuals,
         lib=library("io/tables", "doseresponse"),
     output:
-        comparisons="results/doseresponse/comparisons.csv",
+        comparisons="results/doseresponse/shards/{shard}/comparisons.csv",
     log:
-        "results/logs/doseresponse/compare.log",
+        "results/logs/doseresponse/compare_{shard}.log",
     benchmark:
-        "results/benchmarks/doseresponse/compare.tsv"
+        "results/benchmarks/doseresponse/compare_{shard}.tsv"
     conda:
         "../envs/doseresponse.yaml"
     resources:
-        mem_mb=500,
+        mem_mb=1000,
         runtime=10,
     params:
         comparisons=DOSERESPONSE["comparisons"],
@@ -102,13 +184,43 @@ rule doseresponse_compare:
         "../scripts/doseresponse_compare.py"
 
 
+DR_TABLES = {
+    "viability": "viability.csv",
+    "qc": "plate_qc.csv",
+    "fits": "fits.csv",
+    "by_replicate": "fits_by_replicate.csv",
+    "residuals": "residuals.csv",
+    "curves": "curves.csv",
+    "comparisons": "comparisons.csv",
+}
+
+
+rule doseresponse_join:
+    """The shards' tables joined, shard after shard (cell-line order)."""
+    input:
+        **{key: dr_shard_files(name) for key, name in DR_TABLES.items()},
+    output:
+        **{key: f"results/doseresponse/{name}" for key, name in DR_TABLES.items()},
+    log:
+        "results/logs/doseresponse/join.log",
+    benchmark:
+        "results/benchmarks/doseresponse/join.tsv"
+    conda:
+        "../envs/doseresponse.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    script:
+        "../scripts/doseresponse_join.py"
+
+
 rule fig1_dose_response:
     """T-DM1 viability curves per line: replicate means, fits with CI bands, IC50s, ratios."""
     input:
-        residuals=rules.doseresponse_fit.output.residuals,
-        fits=rules.doseresponse_fit.output.fits,
-        curves=rules.doseresponse_fit.output.curves,
-        comparisons=rules.doseresponse_compare.output.comparisons,
+        residuals=rules.doseresponse_join.output.residuals,
+        fits=rules.doseresponse_join.output.fits,
+        curves=rules.doseresponse_join.output.curves,
+        comparisons=rules.doseresponse_join.output.comparisons,
         style=HOUSE_STYLE,
         lib=library(*FIGURE_BASE, "figures/doseresponse_plots"),
     output:
@@ -141,9 +253,9 @@ rule fig1_dose_response:
 rule figS2_dose_response_qc:
     """Plate heat maps of raw signal, Z' per plate, residuals of the fits."""
     input:
-        viability=rules.doseresponse_normalise.output.viability,
-        qc=rules.doseresponse_normalise.output.qc,
-        residuals=rules.doseresponse_fit.output.residuals,
+        viability=rules.doseresponse_join.output.viability,
+        qc=rules.doseresponse_join.output.qc,
+        residuals=rules.doseresponse_join.output.residuals,
         style=HOUSE_STYLE,
         lib=library(*FIGURE_BASE, "figures/doseresponse_plots", "io/plates"),
     output:

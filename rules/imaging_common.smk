@@ -6,11 +6,11 @@ _IF_SHEET = []
 
 
 def if_sheet():
-    """IF rows of the images sheet, read and validated once at parse time.
+    """IF rows of the images sheet, read once per process (indexed by image_id).
 
-    The index is the sheet row (0-based), so messages name the user's row.
-    Every row is checked (read_sample_sheet), and every IF image's channel
-    indices against its channel count (file header only), before any job.
+    Every row is checked by read_sample_sheet; the images themselves (readable,
+    2-D, channel indices in range, not black) are checked once at start-up by
+    _validate_images_once (rules/common.smk).
     """
     if not configured("images"):
         return None
@@ -19,46 +19,8 @@ def if_sheet():
 
         sheet = read_sample_sheet(config["images"])
         sheet = sheet[sheet["assay"] == "IF"]
-        _check_channels(sheet, config["images"])
         _IF_SHEET.append(sheet.set_index("image_id", drop=False))
     return _IF_SHEET[0]
-
-
-def _channel_count(file):
-    """Number of channels of an image, from the TIFF header when possible."""
-    import tifffile
-
-    from sepher.imaging.io import read_image
-
-    if file.lower().endswith((".tif", ".tiff", ".btf")):
-        try:
-            with tifffile.TiffFile(file) as tif:
-                series = tif.series[0]
-                axes, shape = series.axes.upper(), series.shape
-        except Exception:
-            axes, shape = "", ()
-        sizes = [n for axis, n in zip(axes, shape) if axis in "CSIQ"]
-        if axes and len(sizes) <= 1:
-            return sizes[0] if sizes else 1
-    return read_image(file, pixel_size_um=1.0)[0].shape[0]
-
-
-def _check_channels(sheet, sheet_file):
-    """Every channel index of every IF row exists in its image (header read only)."""
-    for index, row in sheet.iterrows():
-        n = _channel_count(row["file"])
-        for column in ("her2_channel", "nuclear_channel", "membrane_channel"):
-            value = int(row[column])
-            if column == "membrane_channel" and value == -1:
-                continue
-            if not 0 <= value < n:
-                raise InputError(
-                    sheet_file,
-                    f"a 0-based channel index 0..{n - 1} (image {row['path']} has {n} channel(s))",
-                    row=f"{index + 1} (image_id {row['image_id']})",
-                    column=column,
-                    value=value,
-                )
 
 
 def if_image_ids():

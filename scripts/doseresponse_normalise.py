@@ -8,6 +8,12 @@ from sepher.workflow import run_logged
 
 def main(smk):
     plates = read_plates(smk.input.plates)
+    # the wells' data rows in the user's plates file (not in this shard's file)
+    with open(smk.input.rows) as stream:
+        rows = [int(line) for line in stream]
+    if len(rows) != len(plates):
+        raise RuntimeError(f"{smk.input.rows}: {len(rows)} row numbers for {len(plates)} wells")
+    plates["row"] = rows
     viability, qc = normalise_plates(
         plates, min_z_prime=smk.params.min_z_prime, max_cv_percent=smk.params.max_cv_percent
     )

@@ -145,10 +145,13 @@ def test_z_prime_per_plate(dr_run, truth):
             assert qc.loc[plate, "z_prime"] == ""
 
 
-def test_tables_identical_on_rerun_with_one_core(dr_run, tmp_path):
-    write_config(tmp_path, plates=DEMO / "plates.csv")
-    run = snakemake(tmp_path, "--cores", "1", "doseresponse_compare", "doseresponse_fit")
+def test_tables_identical_with_one_core_and_one_shard_per_line(dr_run, tmp_path):
+    """Determinism across cores, and sharding: 2 shards (one per line) join to the same bytes."""
+    write_config(tmp_path, plates=DEMO / "plates.csv", **{"doseresponse.plates_per_job": 21})
+    run = snakemake(tmp_path, "--cores", "1", "doseresponse_join")
     assert run.returncode == 0, run.stderr[-4000:]
+    shards = sorted(p.name for p in (tmp_path / "results/doseresponse/shards").iterdir())
+    assert shards == ["dr0001", "dr0002"]
     first, second = table_hashes(dr_run), table_hashes(tmp_path)
     assert first == second
 

@@ -157,7 +157,7 @@ def _read_raw(path) -> tuple[pd.DataFrame, str]:
 
 def _missing_column(file, column, present, expected=None):
     close = difflib.get_close_matches(column, list(present), n=1, cutoff=0.6)
-    hint = f"Did you mean '{close[0]}'? (rename the column)" if close else None
+    hint = f"Did you mean '{close[0]}'? (rename that column to '{column}')" if close else None
     raise InputError(
         file,
         expected or f"a column named '{column}'",
@@ -344,11 +344,14 @@ def derive_endpoints(df: pd.DataFrame, file) -> pd.DataFrame:
     for name, event in (("OS", "os_event"), ("PFS2", "pfs2_event")):
         if result[event].sum() == 0:
             column = event if event in raw.columns else "vital_status"
+            coded = "0" if event in raw.columns else "alive"
             raise InputError(
                 table.file,
                 f"at least one {name} event (every patient is censored, so {name} "
                 "cannot be estimated)",
+                row=f"1-{table.number(len(raw) - 1)} (all {len(raw)} patients)",
                 column=column,
+                value=coded,
                 hint="Check the event / vital_status coding.",
             )
     return result
@@ -460,9 +463,11 @@ def read_cohort(
         if not (group_values == level).any():
             raise InputError(
                 file,
-                "at least one patient in every group level (survival.group_levels)",
+                f"at least one patient in each group level {' / '.join(levels)} "
+                f"(survival.group_levels); no patient has '{level}'",
                 column=group,
                 value=level,
+                hint="Both groups are needed to compare them.",
             )
 
     endpoints = derive_endpoints(raw, file)
@@ -502,3 +507,82 @@ def _covariate(table: _Table, column, levels):
     if (numbers.notna() | blank).all():
         return numbers.to_numpy(dtype=float)
     return values.where(~blank, None).to_numpy(dtype=object)
+
+
+def check_analysis_set(
+    cohort: pd.DataFrame,
+    file,
+    *,
+    group: str,
+    group_levels,
+    tdm1_line: int,
+    covariates=(),
+    categorical_levels: dict | None = None,
+    config_file="config",
+) -> None:
+    """Check that the configured analysis can be run on this cohort.
+
+    Figures 6-8 and Tables 1-2 compare the two groups among the patients
+    treated with T-DM1 in line `tdm1_line` (survival.tdm1_line). Each group
+    needs patients there, each endpoint at least one event, and every level
+    of a categorical covariate (survival.categorical) at least one patient
+    (an empty level makes the Cox model undefined).
+
+    Parameters
+    ----------
+    cohort : DataFrame
+        :func:`read_cohort` of `file`.
+    file : str
+        Cohort file, named in the expectation.
+    group, group_levels, tdm1_line, covariates, categorical_levels
+        As in the config's ``survival`` section.
+    config_file : str
+        Config file(s), named as the file to fix (the data are valid; the
+        config asks for what they do not hold).
+
+    Raises
+    ------
+    InputError
+        Names the config file, the key, its value and the expectation.
+    """
+    file = str(file)
+    levels = [_normalise_level(v) for v in group_levels]
+    analysed = cohort[(cohort["tdm1_line"] == tdm1_line) & cohort[group].isin(levels)]
+    lines = ", ".join(str(int(v)) for v in sorted(cohort["tdm1_line"].unique()))
+    for level in levels:
+        if not (analysed[group] == level).any():
+            raise InputError(
+                config_file,
+                f"a T-DM1 line in which every group ({' / '.join(levels)}) has patients in "
+                f"{file}; at line {tdm1_line} none has {group} '{level}' (tdm1_line values "
+                f"in the file: {lines})",
+                column="survival.tdm1_line",
+                value=tdm1_line,
+            )
+    for name, event in (("OS", "os_event"), ("PFS2", "pfs2_event")):
+        if analysed[event].sum() == 0:
+            raise InputError(
+                config_file,
+                f"a T-DM1 line with at least one {name} event in {file}; all "
+                f"{len(analysed)} patients at line {tdm1_line} are censored",
+                column="survival.tdm1_line",
+                value=tdm1_line,
+            )
+    for column, wanted in (categorical_levels or {}).items():
+        if column not in covariates:
+            continue
+        wanted = [_normalise_level(v) for v in wanted]
+        present = set(analysed[column].dropna())
+        for level in wanted:
+            if level not in present:
+                found = " / ".join(v for v in wanted if v in present) or "none"
+                raise InputError(
+                    config_file,
+                    f"levels that occur among the {len(analysed)} patients analysed "
+                    f"(survival.tdm1_line = {tdm1_line}) in {file}; none has {column} "
+                    f"'{level}' (levels found: {found})",
+                    column=f"survival.categorical.{column}",
+                    value=level,
+                    hint="Remove the level from the config, or merge it with a neighbouring "
+                    "level in the file (an empty level makes the Cox model undefined).",
+                )

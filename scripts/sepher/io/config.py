@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 from pathlib import Path
 
 import jsonschema
@@ -112,8 +113,25 @@ def check_config(config: dict, schema_path, config_file="config") -> dict:
     expected = error.schema.get("description") or ""
     if error.validator == "enum":
         expected = "one of " + ", ".join(repr(v) for v in error.validator_value)
-    elif error.validator == "type":
-        expected = f"a value of type {error.validator_value}"
-    else:
+    hint = None
+    if error.validator == "type":
+        types = error.validator_value
+        types = " or ".join(types) if isinstance(types, list) else types
+        expected = f"a value of type {types}"
+        if "default" in error.schema:
+            expected += f" (default: {json.dumps(error.schema['default'])})"
+        if isinstance(error.instance, str) and _is_number(error.instance):
+            hint = "Write numbers without quotes: YAML reads a quoted value as text."
+    elif error.validator != "enum":
         expected = f"{error.message}" + (f" ({expected})" if expected else "")
-    raise InputError(config_file, expected, column=_key_path(error), value=error.instance)
+    raise InputError(
+        config_file, expected, column=_key_path(error), value=error.instance, hint=hint
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -158,6 +158,11 @@ def mask(value) -> str:
     return (text[:1] + "*" * (len(text) - 1)) if text else text
 
 
+def _a(kind: str) -> str:
+    """'a name', 'an e-mail', 'an IP address', 'a URL': the article for a kind of identifier."""
+    return ("an " if kind[:1] in "aeioI" else "a ") + kind
+
+
 def check_identifier_columns(columns, file, allowed=()) -> None:
     """Raise :class:`InputError` if a column name looks like a direct identifier.
 
@@ -175,10 +180,12 @@ def check_identifier_columns(columns, file, allowed=()) -> None:
         if kind is not None:
             raise InputError(
                 file,
-                f"no direct patient identifiers (this column looks like a {kind})",
+                f"no direct patient identifiers (this column looks like {_a(kind)})",
                 column=str(column),
-                hint="Remove this column from the file before analysis; if it is not an "
-                "identifier, rename it. " + PSEUDONYMISE_HINT,
+                hint="Remove this column from the file before analysis (if it is not an "
+                "identifier, rename it). Patients are known to the workflow only by "
+                "patient_id, a pseudonymous study code (e.g. SPH-0001); keep the key linking "
+                "codes to patients outside the project (at the clinical site).",
             )
 
 
@@ -205,7 +212,7 @@ def check_pseudonymous_ids(values, file, column="patient_id", rows=None) -> None
         if kind is not None:
             raise InputError(
                 file,
-                f"a pseudonymous study code (this value looks like a {kind}; shown masked)",
+                f"a pseudonymous study code (this value looks like {_a(kind)}; shown masked)",
                 row=int(row),
                 column=column,
                 value=mask(value),

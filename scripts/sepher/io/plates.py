@@ -68,7 +68,7 @@ def _fail(file, index, column, value, expected, hint=None):
     raise InputError(file, expected, row=int(index) + 1, column=column, value=value, hint=hint)
 
 
-def _number(table, file, column, minimum=None, rows=None):
+def _number(table, file, column, minimum=None, rows=None, note=None):
     """Column as floats; the first non-numeric (or below `minimum`) value fails."""
     values = pd.to_numeric(table[column], errors="coerce")
     rows = table.index if rows is None else rows
@@ -78,6 +78,7 @@ def _number(table, file, column, minimum=None, rows=None):
     if bad.any():
         index = bad.index[bad.to_numpy()][0]
         what = "a number" if minimum is None else f"a number >= {minimum:g}"
+        what += f" ({note})" if note else ""
         _fail(file, index, column, table.at[index, column], what)
     return values.astype(float)
 
@@ -168,7 +169,9 @@ def read_plates(path) -> pd.DataFrame:
         index = unknown.index[unknown.to_numpy()][0]
         _fail(file, index, "role", table.at[index, "role"], f"one of {', '.join(ROLES)}")
     table["role"] = roles
-    table["concentration"] = _number(table, file, "concentration", minimum=0.0)
+    table["concentration"] = _number(
+        table, file, "concentration", minimum=0.0, note="the unit goes in concentration_unit"
+    )
     zero_treated = (table["role"] == "treated") & (table["concentration"] <= 0)
     if zero_treated.any():
         index = zero_treated.index[zero_treated.to_numpy()][0]
@@ -189,19 +192,24 @@ def read_plates(path) -> pd.DataFrame:
         table["time_h"] = np.nan
     treated = table[table["role"] == "treated"]
     for drug, rows in treated.groupby("drug", sort=False):
-        units = list(dict.fromkeys(rows["concentration_unit"]))
-        if len(units) > 1:
-            index = rows.index[rows["concentration_unit"] == units[1]][0]
+        # the unit of most of the drug's wells (first seen on a tie); the others are wrong
+        counts = rows["concentration_unit"].value_counts(sort=False)
+        unit = counts.index[int(np.argmax(counts.to_numpy()))]
+        if unit == "":
+            _fail(file, rows.index[0], "concentration_unit", "", "a unit such as ng/mL")
+        odd = rows.index[rows["concentration_unit"] != unit]
+        if len(odd):
+            index = odd[0]
+            usual = rows.index[rows["concentration_unit"] == unit]
             _fail(
                 file,
                 index,
                 "concentration_unit",
-                units[1],
-                f"one concentration unit per drug ({drug} is in {units[0]} at row "
-                f"{rows.index[0] + 1})",
+                table.at[index, "concentration_unit"],
+                f"one concentration unit per drug ({drug} is in {unit} in {len(usual)} "
+                f"other well(s), e.g. row {usual[0] + 1})",
+                hint="Convert the concentrations of this drug to one unit.",
             )
-        if units[0] == "":
-            _fail(file, rows.index[0], "concentration_unit", "", "a unit such as ng/mL")
     for plate, rows in table.groupby("plate_id", sort=False):
         if not (rows["role"] == "treated").any():
             continue
@@ -220,3 +228,81 @@ def read_plates(path) -> pd.DataFrame:
     table["replicate"] = table["replicate"].astype(str)
     table.insert(len(table.columns), "row", table.index + 1)
     return table.reset_index(drop=True)
+
+
+def check_plates_config(
+    plates: pd.DataFrame,
+    file,
+    *,
+    drug: str,
+    comparisons=(),
+    figure_conditions=(),
+    config_file="config",
+) -> None:
+    """Check that what the doseresponse config names is in the plates table.
+
+    ``doseresponse.drug`` must be a drug of treated wells; each comparison
+    must have both of its conditions treated with that drug on at least one
+    cell line (comparisons are within a line); each of
+    ``doseresponse.figure_conditions`` must be a condition treated with it.
+
+    Parameters
+    ----------
+    plates : DataFrame
+        :func:`read_plates` of `file`.
+    file : str
+        Plates file, named in the expectation.
+    drug, comparisons, figure_conditions
+        As in the config's ``doseresponse`` section.
+    config_file : str
+        Config file(s), named as the file to fix.
+
+    Raises
+    ------
+    InputError
+        Names the config file, the key, its value and the expectation.
+    """
+    file = str(file)
+    treated = plates[plates["role"] == "treated"]
+    drugs = list(dict.fromkeys(treated["drug"]))
+    if drug not in drugs:
+        close = difflib.get_close_matches(drug, drugs, n=1)
+        raise InputError(
+            config_file,
+            f"a drug of the treated wells in {file}: {', '.join(drugs)}",
+            column="doseresponse.drug",
+            value=drug,
+            hint=f"Did you mean '{close[0]}'?" if close else None,
+        )
+    wells = treated[treated["drug"] == drug]
+    conditions = list(dict.fromkeys(wells["condition"]))
+    by_line = wells.groupby("cell_line", sort=False)["condition"].agg(set)
+    for k, pair in enumerate(comparisons):
+        for role in ("numerator", "denominator"):
+            if pair[role] not in conditions:
+                close = difflib.get_close_matches(str(pair[role]), conditions, n=1)
+                raise InputError(
+                    config_file,
+                    f"a condition treated with {drug} in {file}: {', '.join(conditions)}",
+                    column=f"doseresponse.comparisons[{k}].{role}",
+                    value=pair[role],
+                    hint=f"Did you mean '{close[0]}'?" if close else None,
+                )
+        if not any({pair["numerator"], pair["denominator"]} <= have for have in by_line):
+            raise InputError(
+                config_file,
+                f"two conditions treated with {drug} on the same cell line in {file} "
+                "(ED50 ratios are within a line)",
+                column=f"doseresponse.comparisons[{k}]",
+                value=f"{pair['numerator']} / {pair['denominator']}",
+            )
+    for k, condition in enumerate(figure_conditions):
+        if condition not in conditions:
+            close = difflib.get_close_matches(str(condition), conditions, n=1)
+            raise InputError(
+                config_file,
+                f"a condition treated with {drug} in {file}: {', '.join(conditions)}",
+                column=f"doseresponse.figure_conditions[{k}]",
+                value=condition,
+                hint=f"Did you mean '{close[0]}'?" if close else None,
+            )

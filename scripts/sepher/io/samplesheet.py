@@ -108,7 +108,16 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
     duplicated = table["image_id"].duplicated()
     if duplicated.any():
         index = int(duplicated.to_numpy().nonzero()[0][0])
-        _fail(file, index, "image_id", table.at[index, "image_id"], "a unique image_id")
+        value = table.at[index, "image_id"]
+        first = int((table["image_id"] == value).to_numpy().nonzero()[0][0]) + 1
+        raise InputError(
+            file,
+            "a unique image_id",
+            row=index + 1,
+            column="image_id",
+            value=value,
+            hint=f"It is also in row {first}.",
+        )
     root = sheet_path.resolve().parent
     files, pixel_sizes = [], []
     for index, row in table.iterrows():

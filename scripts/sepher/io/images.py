@@ -1,0 +1,213 @@
+"""Start-up check of the image files named in the images sample sheet.
+
+:func:`sepher.io.samplesheet.read_sample_sheet` checks the sheet itself (columns,
+values, paths inside the sheet's folder, files exist). :func:`check_sheet_images`
+then opens every image once, with the readers the stages use, so that a file
+that would stop a job hours into a run stops the run at start-up instead:
+
+* unreadable or truncated files (a TIFF whose header places data past its end),
+* a z-stack or time series where a single 2-D plane is expected,
+* an IF channel index outside the image's channels,
+* an all-black image (every pixel 0), or an IF channel used by the sheet that is
+  all 0.
+
+Each problem is one :class:`~sepher.errors.InputError` naming the sample sheet,
+the row (with its image_id), the column, the value in the sheet and what was
+expected. Images are only read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from sepher.errors import InputError
+
+__all__ = ["IF_CHANNEL_COLUMNS", "check_sheet_images", "image_stamp", "tiff_truncation"]
+
+#: Sample-sheet columns that hold a 0-based channel index of an IF image.
+IF_CHANNEL_COLUMNS = ("her2_channel", "nuclear_channel", "membrane_channel")
+
+_TIFF_SUFFIXES = (".tif", ".tiff", ".btf")
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _quiet_tifffile():
+    """Collect tifffile's log messages (a corrupt file logs several) instead of printing them."""
+    logger = logging.getLogger("tifffile")
+    handler = _Collect()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def tiff_truncation(path) -> str | None:
+    """How a TIFF file is cut short, in words, or None when it is complete.
+
+    A TIFF header lists where each page's image data lies (strip or tile
+    offsets and byte counts) and where the next page's header is. A file cut
+    short (an interrupted copy or download) points past its own end.
+    Files that are not TIFF at all give None (the reader reports them).
+    """
+    size = os.path.getsize(path)
+    with _quiet_tifffile() as messages:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                end = 0
+                for page in tif.pages:
+                    for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
+                        end = max(end, int(offset) + int(count))
+        except Exception:
+            return None
+    if end > size:
+        return f"the file has {size} bytes but its TIFF header places image data up to byte {end}"
+    if any("offset" in message for message in messages):
+        return f"the file has {size} bytes but its TIFF header points to a page past its end"
+    return None
+
+
+def _row_label(index, image_id):
+    return f"{index + 1} (image_id {image_id})"
+
+
+def _fail(sheet_file, index, row, expected, hint=None, column="path", value=None):
+    raise InputError(
+        sheet_file,
+        expected,
+        row=_row_label(index, row["image_id"]),
+        column=column,
+        value=row["path"] if value is None else value,
+        hint=hint,
+    )
+
+
+def _reader_failed(sheet_file, index, row, error: InputError):
+    """Re-raise an image reader's error at the sheet row that names the image."""
+    expected = error.expected
+    if error.value is not None:
+        expected += f" (found: {error.value})"
+    _fail(sheet_file, index, row, expected, hint=error.hint)
+
+
+def _check_complete(sheet_file, index, row):
+    if not row["file"].lower().endswith(_TIFF_SUFFIXES):
+        return
+    cut = tiff_truncation(row["file"])
+    if cut is not None:
+        _fail(
+            sheet_file,
+            index,
+            row,
+            f"a complete TIFF file ({cut}: truncated)",
+            hint="Copy the image again from its source (an interrupted copy or download "
+            "leaves a truncated file).",
+        )
+
+
+def _check_if_image(sheet_file, index, row):
+    from sepher.imaging.io import read_image  # imports the imaging stage: only when checking
+
+    with _quiet_tifffile():
+        try:
+            image, _ = read_image(row["file"], pixel_size_um=float(row["pixel_size_um"]))
+        except InputError as error:
+            _reader_failed(sheet_file, index, row, error)
+    n = image.shape[0]
+    for column in IF_CHANNEL_COLUMNS:
+        channel = int(row[column])
+        if column == "membrane_channel" and channel == -1:
+            continue
+        if not 0 <= channel < n:
+            _fail(
+                sheet_file,
+                index,
+                row,
+                f"a 0-based channel index 0..{n - 1} (image {row['path']} has {n} channel(s))",
+                column=column,
+                value=channel,
+            )
+        if not np.any(image[channel]):
+            _fail(
+                sheet_file,
+                index,
+                row,
+                f"an image with signal in channel {channel} (the {column}); "
+                "every pixel of that channel is 0",
+                hint="Check the channel indices and the export of the image.",
+                column=column,
+                value=channel,
+            )
+
+
+def _check_ihc_image(sheet_file, index, row):
+    from sepher.ihc.io import read_ihc_rgb
+
+    with _quiet_tifffile():
+        try:
+            rgb = read_ihc_rgb(row["file"])
+        except InputError as error:
+            _reader_failed(sheet_file, index, row, error)
+    if not np.any(rgb):
+        _fail(
+            sheet_file,
+            index,
+            row,
+            "an image with signal (found: all pixels are 0)",
+            hint="Check the export of the image.",
+        )
+
+
+def check_sheet_images(sheet, sheet_file) -> None:
+    """Open every image of a validated sample sheet; raise at the first bad one.
+
+    Parameters
+    ----------
+    sheet : DataFrame
+        :func:`~sepher.io.samplesheet.read_sample_sheet` of the whole sheet
+        (index = 0-based sheet row, with the ``file`` column).
+    sheet_file : str or Path
+        The sample sheet, named in messages.
+
+    Raises
+    ------
+    InputError
+        Truncated or unreadable image, z-stack or time series, channel index
+        out of range, all-black image or all-black IF channel in use; names
+        the sheet, the row (and image_id), the column, the value and the
+        expectation.
+    """
+    sheet_file = str(sheet_file)
+    for index, row in sheet.iterrows():
+        _check_complete(sheet_file, index, row)
+        if row["assay"] == "IF":
+            _check_if_image(sheet_file, index, row)
+        else:
+            _check_ihc_image(sheet_file, index, row)
+
+
+def image_stamp(sheet) -> list:
+    """(path, size, mtime) of every image: what a cached check depends on."""
+    stamps = []
+    for file in sheet["file"]:
+        stat = Path(file).stat()
+        stamps.append([file, stat.st_size, stat.st_mtime_ns])
+    return stamps
