@@ -118,3 +118,71 @@ def test_real_ihc_image_cells_and_membrane_dab():
 
     Image.fromarray(overlay).save(out / "ihc_real_overlay.png")
     assert overlay.shape == rgb.shape and (overlay != rgb).any()
+
+
+def test_tiled_scoring_agrees_with_one_window():
+    """Windows with halos (tile_px=256: 25 windows on 512^2) vs the image in one piece."""
+    rgb = data.immunohistochemistry()
+    whole, whole_labels, whole_summary = score_image(rgb, 0.5)
+    tiled, labels, summary = score_image(rgb, 0.5, tile_px=256)
+    assert abs(len(tiled) - len(whole)) <= 0.02 * len(whole)
+    assert abs(summary["h_score"] - whole_summary["h_score"]) <= 2.0
+    assert summary["asco_cap"] == whole_summary["asco_cap"]
+    assert abs(summary["tissue_area_mm2"] / whole_summary["tissue_area_mm2"] - 1) < 0.01
+    # nuclei found in the same places (the tiles' cores cover the image once)
+    agree = ((labels["nuclei"] > 0) == (whole_labels["nuclei"] > 0)).mean()
+    assert agree > 0.995
+    # stitched labels: unique ids, each row's nucleus and cell present, bands inside cells
+    ids = tiled["cell_id"].to_numpy()
+    assert len(np.unique(ids)) == len(ids)
+    assert set(np.unique(labels["nuclei"])[1:]) == set(ids)
+    band = labels["membrane_band"]
+    assert np.array_equal(band[band > 0], labels["cells"][band > 0])
+    # nucleus k inside cell k
+    nuc = labels["nuclei"]
+    assert np.array_equal(labels["cells"][nuc > 0], nuc[nuc > 0])
+
+
+def test_fast_morphology_equals_scipy_and_skimage():
+    from scipy import ndimage as ndi
+    from skimage import morphology
+    from skimage import segmentation as skseg
+
+    from sepher.ihc import segmentation as seg
+
+    rng = np.random.default_rng(5)
+    # h-maxima on an image whose values lie on the quantisation grid (h / 256): exact
+    h = 0.03
+    image = np.rint(ndi.gaussian_filter(rng.random((200, 173)), 2) * 20000) * (h / 256)
+    expected = morphology.h_maxima(image, h).astype(bool)
+    assert expected.sum() > 20
+    assert np.array_equal(seg._h_maxima(image, h), expected)
+    # bilinear up-sampling = ndi.zoom(order=1, grid_mode=True, mode="nearest")
+    for factor, shape in ((4, (101, 98)), (3, (60, 61)), (2, (7, 9))):
+        small = rng.random((-(-shape[0] // factor), -(-shape[1] // factor))).astype(np.float32)
+        zoom = ndi.zoom(small, factor, order=1, grid_mode=True, mode="nearest")
+        np.testing.assert_allclose(
+            seg._upsample(small, factor, shape), zoom[: shape[0], : shape[1]], atol=1e-6
+        )
+    mask = rng.random((120, 90)) > 0.55
+    assert np.array_equal(seg._open_cross(mask), ndi.binary_opening(mask))
+    assert np.array_equal(seg._fill_holes(mask), ndi.binary_fill_holes(mask))
+    sparse = rng.random((120, 90)) > 0.97
+    for radius in (1.0, 1.5, 2.5, 3.7):
+        r = int(radius)
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        disc = yy**2 + xx**2 <= radius**2 + 1e-9
+        assert np.array_equal(
+            seg._dilate_disc(sparse, radius), ndi.binary_dilation(sparse, structure=disc)
+        )
+    for pixel_size, reach in ((0.5, 5.0), (0.37, 3.3), (1.0, 2.0)):
+        expected = ndi.distance_transform_edt(~sparse) * pixel_size <= reach
+        assert np.array_equal(seg._within_distance(sparse, pixel_size, reach), expected)
+    # flooding only components with several markers = flooding everything
+    surface = ndi.gaussian_filter(rng.random((120, 90)), 2)
+    blobs = ndi.gaussian_filter(rng.random((120, 90)), 3) > 0.5
+    markers, _ = ndi.label((rng.random((120, 90)) > 0.98) & blobs)
+    assert np.array_equal(
+        seg._split_watershed(surface, markers, blobs),
+        skseg.watershed(surface, markers, mask=blobs),
+    )

@@ -24,10 +24,13 @@ __all__ = [
     "DAB_RGB_OD",
     "HEMATOXYLIN_RGB_OD",
     "estimate_stain_vectors",
+    "od_planes",
     "rgb_to_od",
     "stain_matrix",
+    "tissue_from_od_sum",
     "tissue_mask",
     "unmix_h_dab",
+    "unmix_planes",
 ]
 
 #: Unit OD vector of hematoxylin (R, G, B), Ruifrok & Johnston 2001.
@@ -91,6 +94,21 @@ def rgb_to_od(rgb: np.ndarray, background_intensity=255.0) -> np.ndarray:
     rgb = np.asarray(rgb)
     if rgb.ndim < 2 or rgb.shape[-1] != 3:
         raise ValueError(f"expected an RGB image of shape (..., 3), got {rgb.shape}")
+    od = np.empty(rgb.shape, dtype=np.float32)
+    for channel, plane in enumerate(od_planes(rgb, background_intensity)):
+        od[..., channel] = plane
+    return od
+
+
+def od_planes(rgb: np.ndarray, background_intensity=255.0) -> list[np.ndarray]:
+    """:func:`rgb_to_od` as three contiguous float32 planes (R, G, B).
+
+    Whole-image steps then read contiguous memory instead of every third
+    float of an interleaved array.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim < 2 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image of shape (..., 3), got {rgb.shape}")
     i0 = np.broadcast_to(np.asarray(background_intensity, dtype=np.float64), (3,))
     if np.any(i0 <= 0):
         raise ValueError("background_intensity must be > 0")
@@ -98,14 +116,14 @@ def rgb_to_od(rgb: np.ndarray, background_intensity=255.0) -> np.ndarray:
         # one lookup table per channel: 256 logs instead of one per pixel
         levels = np.maximum(np.arange(256, dtype=np.float64), 1.0)
         lut = np.clip(-np.log10(levels[None, :] / i0[:, None]), 0, None).astype(np.float32)
-        od = np.empty(rgb.shape, dtype=np.float32)
-        for channel in range(3):
-            od[..., channel] = lut[channel][rgb[..., channel]]
-        return od
-    intensity = np.asarray(rgb, dtype=np.float32)
+        return [lut[channel][rgb[..., channel]] for channel in range(3)]
     floor = (i0 / 255.0).astype(np.float32)
-    od = -np.log10(np.maximum(intensity, floor) / i0.astype(np.float32))
-    return np.clip(od, 0, None).astype(np.float32, copy=False)
+    planes = []
+    for channel in range(3):
+        intensity = rgb[..., channel].astype(np.float32)
+        od = -np.log10(np.maximum(intensity, floor[channel]) / np.float32(i0[channel]))
+        planes.append(np.clip(od, 0, None).astype(np.float32, copy=False))
+    return planes
 
 
 def unmix_h_dab(od: np.ndarray, matrix: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -124,11 +142,21 @@ def unmix_h_dab(od: np.ndarray, matrix: np.ndarray | None = None) -> tuple[np.nd
         Stain amounts as the OD the stain alone would give along its own
         vector (may be slightly negative from noise).
     """
+    return unmix_planes(od[..., 0], od[..., 1], od[..., 2], matrix)
+
+
+def unmix_planes(
+    r: np.ndarray, g: np.ndarray, b: np.ndarray, matrix: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`unmix_h_dab` on separate R, G, B OD planes (:func:`od_planes`)."""
     matrix = stain_matrix() if matrix is None else np.asarray(matrix, dtype=np.float64)
     inverse = np.linalg.inv(matrix).astype(np.float32)
-    r, g, b = od[..., 0], od[..., 1], od[..., 2]
-    hematoxylin = r * inverse[0, 0] + g * inverse[1, 0] + b * inverse[2, 0]
-    dab = r * inverse[0, 1] + g * inverse[1, 1] + b * inverse[2, 1]
+    hematoxylin = r * inverse[0, 0]
+    hematoxylin += g * inverse[1, 0]
+    hematoxylin += b * inverse[2, 0]
+    dab = r * inverse[0, 1]
+    dab += g * inverse[1, 1]
+    dab += b * inverse[2, 1]
     return hematoxylin.astype(np.float32, copy=False), dab.astype(np.float32, copy=False)
 
 
@@ -165,8 +193,29 @@ def tissue_mask(
     -------
     ndarray of bool, shape (H, W)
     """
-    od_sum = od.sum(axis=-1, dtype=np.float32)
-    od_sum = ndi.gaussian_filter(od_sum, smoothing_sigma_um / pixel_size_um)
+    od = np.asarray(od)
+    od_sum = od[..., 0] + od[..., 1] + od[..., 2]
+    return tissue_from_od_sum(
+        od_sum,
+        pixel_size_um,
+        od_threshold=od_threshold,
+        smoothing_sigma_um=smoothing_sigma_um,
+        min_area_um2=min_area_um2,
+    )
+
+
+def tissue_from_od_sum(
+    od_sum: np.ndarray,
+    pixel_size_um: float,
+    *,
+    od_threshold: float = 0.2,
+    smoothing_sigma_um: float = 2.0,
+    min_area_um2: float = 200.0,
+) -> np.ndarray:
+    """:func:`tissue_mask` from the summed RGB OD (float32, shape (H, W))."""
+    od_sum = ndi.gaussian_filter(
+        np.asarray(od_sum, dtype=np.float32), smoothing_sigma_um / pixel_size_um
+    )
     mask = od_sum > od_threshold
     min_px = int(round(min_area_um2 / pixel_size_um**2))
     if min_px > 1:

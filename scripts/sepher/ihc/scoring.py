@@ -40,19 +40,24 @@ from scipy import ndimage as ndi
 
 from sepher.ihc.deconvolution import (
     estimate_stain_vectors,
-    rgb_to_od,
+    od_planes,
     stain_matrix,
-    tissue_mask,
-    unmix_h_dab,
+    tissue_from_od_sum,
+    unmix_planes,
 )
 from sepher.ihc.segmentation import (
     membrane_band,
+    nuclei_block_grid,
     segment_cells,
     segment_nuclei,
     tumour_epithelium,
 )
 
-__all__ = ["IHCParams", "classify_cells", "measure_cells", "score_image"]
+__all__ = ["TILE_PX", "IHCParams", "classify_cells", "measure_cells", "score_image", "tile_halo_um"]
+
+#: Largest window edge (px, halo included) of the per-cell steps of
+#: :func:`score_image`: 1024 keeps a window's arrays within a few MB.
+TILE_PX = 1024
 
 #: Per-cell table columns, in order.
 CELL_COLUMNS = (
@@ -207,29 +212,56 @@ def measure_cells(
         maximum and ``membrane_completeness`` (0-1; NaN for a cell without
         band pixels).
     """
+    return _measure(
+        nuclei, cells, band, hematoxylin, dab, pixel_size_um, weak=weak, n_sectors=n_sectors
+    )[0]
+
+
+def _measure(nuclei, cells, band, hematoxylin, dab, pixel_size_um, *, weak, n_sectors):
+    """:func:`measure_cells`, plus each label's nucleus centroid (pixels; NaN if none).
+
+    Sums run over the labelled pixels only (``np.flatnonzero`` once per label
+    image), each label's pixels in raster order as a whole-image
+    ``np.bincount`` would add them: the same numbers, with a fraction of the
+    memory traffic.
+    """
     n = int(max(cells.max(initial=0), nuclei.max(initial=0)))
     size = n + 1
     px_area = pixel_size_um**2
+    width = cells.shape[1]
     cell_flat = cells.ravel()
     nucleus_flat = nuclei.ravel()
     band_flat = band.ravel()
-    dab_flat = dab.ravel().astype(np.float64)
-    h_flat = hematoxylin.ravel().astype(np.float64)
+    dab_flat = dab.ravel()
+    h_flat = hematoxylin.ravel()
 
-    cell_px = np.bincount(cell_flat, minlength=size).astype(np.float64)
-    ys, xs = np.divmod(np.arange(cell_flat.size), cells.shape[1])
+    in_cell = np.flatnonzero(cell_flat)
+    cell_ids = cell_flat[in_cell]
+    cell_px = np.bincount(cell_ids, minlength=size).astype(np.float64)
+    in_nucleus = np.flatnonzero(nucleus_flat)
+    nucleus_ids = nucleus_flat[in_nucleus]
+    nuc_px = np.bincount(nucleus_ids, minlength=size).astype(np.float64)
+    in_band = np.flatnonzero(band_flat)
+    band_ids = band_flat[in_band]
+    band_dab = dab_flat[in_band].astype(np.float64)
+    band_px = np.bincount(band_ids, minlength=size).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cy = np.bincount(cell_flat, weights=ys, minlength=size) / cell_px
-        cx = np.bincount(cell_flat, weights=xs, minlength=size) / cell_px
-
-        nuc_px = np.bincount(nucleus_flat, minlength=size).astype(np.float64)
-        nuc_dab = np.bincount(nucleus_flat, weights=dab_flat, minlength=size) / nuc_px
-        nuc_h = np.bincount(nucleus_flat, weights=h_flat, minlength=size) / nuc_px
-
-        in_band = band_flat > 0
-        band_ids = band_flat[in_band]
-        band_dab = dab_flat[in_band]
-        band_px = np.bincount(band_ids, minlength=size).astype(np.float64)
+        ys, xs = np.divmod(in_cell, width)
+        cy = np.bincount(cell_ids, weights=ys, minlength=size) / cell_px
+        cx = np.bincount(cell_ids, weights=xs, minlength=size) / cell_px
+        ys, xs = np.divmod(in_nucleus, width)
+        nuc_cy = np.bincount(nucleus_ids, weights=ys, minlength=size) / nuc_px
+        nuc_cx = np.bincount(nucleus_ids, weights=xs, minlength=size) / nuc_px
+        nuc_dab = (
+            np.bincount(
+                nucleus_ids, weights=dab_flat[in_nucleus].astype(np.float64), minlength=size
+            )
+            / nuc_px
+        )
+        nuc_h = (
+            np.bincount(nucleus_ids, weights=h_flat[in_nucleus].astype(np.float64), minlength=size)
+            / nuc_px
+        )
         band_mean = np.bincount(band_ids, weights=band_dab, minlength=size) / band_px
         band_max = np.full(size, np.nan)
         if band_ids.size:
@@ -237,13 +269,17 @@ def measure_cells(
             np.maximum.at(order_max, band_ids, band_dab)
             band_max = np.where(band_px > 0, order_max, np.nan)
 
-        cyto = (cell_flat > 0) & (nucleus_flat == 0) & ~in_band
+        cyto = in_cell[(nucleus_flat[in_cell] == 0) & (band_flat[in_cell] == 0)]
         cyto_ids = cell_flat[cyto]
         cyto_px = np.bincount(cyto_ids, minlength=size).astype(np.float64)
-        cyto_dab = np.bincount(cyto_ids, weights=dab_flat[cyto], minlength=size) / cyto_px
+        cyto_dab = (
+            np.bincount(cyto_ids, weights=dab_flat[cyto].astype(np.float64), minlength=size)
+            / cyto_px
+        )
 
         # completeness: angular sectors of the band around the cell centroid
-        angle = np.arctan2(ys[in_band] - cy[band_ids], xs[in_band] - cx[band_ids])
+        ys, xs = np.divmod(in_band, width)
+        angle = np.arctan2(ys - cy[band_ids], xs - cx[band_ids])
         sector = ((angle + np.pi) * (n_sectors / (2 * np.pi))).astype(np.int64)
         np.clip(sector, 0, n_sectors - 1, out=sector)
         key = band_ids.astype(np.int64) * n_sectors + sector
@@ -274,7 +310,7 @@ def measure_cells(
             "membrane_completeness": completeness[1:],
         }
     )
-    return table[has_nucleus].reset_index(drop=True)
+    return table[has_nucleus].reset_index(drop=True), nuc_cy, nuc_cx
 
 
 def classify_cells(
@@ -331,9 +367,26 @@ def classify_cells(
 
 
 def score_image(
-    rgb: np.ndarray, pixel_size_um: float, params: IHCParams | dict | None = None
+    rgb: np.ndarray,
+    pixel_size_um: float,
+    params: IHCParams | dict | None = None,
+    *,
+    tile_px: int = TILE_PX,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
     """Detect cells and score HER2 membrane staining on one H-DAB RGB image.
+
+    An image larger than ``tile_px`` on a side is scored in overlapping
+    windows of at most ``tile_px`` (:func:`_tile_windows`), so the cost stays
+    linear in its area: watershed priority queues and the h-maxima sort grow
+    faster than the pixel count, and whole-image arrays leave the CPU
+    caches. Each window runs the whole chain on its core plus a halo of
+    :func:`tile_halo_um` (the largest cell's diameter) and keeps the cells
+    whose nucleus centroid lies in its core, so a kept cell, its neighbours
+    and the context of its tumour-epithelium call lie inside the window.
+    Cell ids run window by window (row-major), in label order within a
+    window: deterministic. Stain vectors estimated per image
+    (``estimate_stains``) come from the whole image. An image of at most
+    ``tile_px`` a side is one window without halo.
 
     Parameters
     ----------
@@ -343,6 +396,8 @@ def score_image(
         Pixel edge length (um); ~0.5 at 20x, ~0.25 at 40x.
     params : IHCParams or dict, optional
         Parameters (defaults: :class:`IHCParams`).
+    tile_px : int, default ``TILE_PX`` (1024)
+        Largest window edge (px), halo included.
 
     Returns
     -------
@@ -365,18 +420,113 @@ def score_image(
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {rgb.shape}")
     if pixel_size_um is None or not np.isfinite(pixel_size_um) or pixel_size_um <= 0:
         raise ValueError(f"pixel_size_um must be a positive number, got {pixel_size_um!r}")
+    if int(tile_px) < 1:
+        raise ValueError(f"tile_px must be a positive number of pixels, got {tile_px!r}")
     rgb = rgb[..., :3]
-    od = rgb_to_od(rgb, p.background_intensity)
-    tissue = tissue_mask(od, pixel_size_um, od_threshold=p.tissue_od_threshold)
-    default = stain_matrix(p.hematoxylin, p.dab)
-    matrix = (
-        estimate_stain_vectors(od, mask=tissue, default_matrix=default)
-        if p.estimate_stains
-        else default
+    matrix = stain_matrix(p.hematoxylin, p.dab)
+    if p.estimate_stains:
+        planes = od_planes(rgb, p.background_intensity)
+        tissue = tissue_from_od_sum(
+            planes[0] + planes[1] + planes[2], pixel_size_um, od_threshold=p.tissue_od_threshold
+        )
+        matrix = estimate_stain_vectors(
+            np.stack(planes, axis=-1), mask=tissue, default_matrix=matrix
+        )
+        del planes, tissue
+    nuclei, cells, band, table, tissue_px, epithelium_px = _score_tiled(
+        rgb, pixel_size_um, p, matrix, int(tile_px)
     )
-    hematoxylin, dab = unmix_h_dab(od, matrix)
-    od_sum = od.sum(axis=-1, dtype=np.float32)
-    del od
+    her2_class, complete = classify_cells(
+        table["membrane_dab_od_mean"],
+        table["membrane_completeness"],
+        weak=p.weak,
+        moderate=p.moderate,
+        strong=p.strong,
+        complete_fraction=p.complete_fraction,
+        max_fraction_for_0=p.max_fraction_for_0,
+    )
+    table["complete"] = complete
+    table["her2_class"] = her2_class
+    table = table[list(CELL_COLUMNS)]
+    area_px = pixel_size_um**2
+    summary = {
+        "n_cells_detected": int(len(table)),
+        "tissue_area_mm2": float(tissue_px * area_px * 1e-6),
+        "epithelium_area_mm2": float(epithelium_px * area_px * 1e-6),
+        "hematoxylin_vector": [round(float(v), 4) for v in matrix[0]],
+        "dab_vector": [round(float(v), 4) for v in matrix[1]],
+        **score_biopsy(table),
+    }
+    labels = {"nuclei": nuclei, "cells": cells, "membrane_band": band}
+    return table, labels, summary
+
+
+def tile_halo_um(params: IHCParams | dict | None = None) -> float:
+    """Halo (um) around each window core of :func:`score_image`.
+
+    The diameter of the largest cell: a round nucleus of the largest
+    accepted area (``nucleus_max_area_um2``) grown by ``cell_expansion_um``
+    all round (400 um^2 and 5 um: 32.6 um). A kept cell (nucleus centroid in
+    the core) then ends at least a cell radius inside its window, and so do
+    the neighbours it shares membranes with; it also covers four sigmas of
+    the default 8 um local-background and epithelium smoothing.
+    """
+    p = _params(params)
+    return 2.0 * (np.sqrt(p.nucleus_max_area_um2 / np.pi) + p.cell_expansion_um)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _tile_windows(
+    shape: tuple[int, int], tile_px: int, halo_px: int, grid: int
+) -> list[tuple[slice, slice, slice, slice]]:
+    """Cores (tiling the image) and windows (core + halo, clipped), row-major.
+
+    Returns ``(core_rows, core_cols, window_rows, window_cols)`` per window.
+    Core starts are multiples of ``grid`` and ``halo_px`` is one too, so
+    every window origin lies on the whole image's block grid. Cores are of
+    near-equal size with windows of at most ``tile_px``, unless that leaves
+    a core narrower than the halo: cores are at least a halo wide (windows
+    then up to three halos), which bounds the halo overhead.
+    """
+    height, width = shape
+    if height <= tile_px and width <= tile_px:
+        return [(slice(0, height), slice(0, width), slice(0, height), slice(0, width))]
+    max_core = max(halo_px, grid, (tile_px - 2 * halo_px) // grid * grid)
+
+    def cuts(length: int) -> list[tuple[int, int]]:
+        count = _ceil_div(length, max_core)
+        step = _ceil_div(_ceil_div(length, count), grid) * grid
+        return [(start, min(start + step, length)) for start in range(0, length, step)]
+
+    windows = []
+    for y0, y1 in cuts(height):
+        for x0, x1 in cuts(width):
+            windows.append(
+                (
+                    slice(y0, y1),
+                    slice(x0, x1),
+                    slice(max(0, y0 - halo_px), min(height, y1 + halo_px)),
+                    slice(max(0, x0 - halo_px), min(width, x1 + halo_px)),
+                )
+            )
+    return windows
+
+
+def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: np.ndarray):
+    """The per-image chain on one window (or a whole small image).
+
+    Returns nuclei, cells and band labels, the per-cell table (with
+    ``tumour``), each label's nucleus centroid (px) and the tissue and
+    epithelium masks.
+    """
+    planes = od_planes(rgb, p.background_intensity)
+    od_sum = planes[0] + planes[1] + planes[2]
+    tissue = tissue_from_od_sum(od_sum, pixel_size_um, od_threshold=p.tissue_od_threshold)
+    hematoxylin, dab = unmix_planes(*planes, matrix)
+    del planes
     cell_mask = tissue
     if p.cell_min_od > 0:
         cell_mask = tissue & (ndi.gaussian_filter(od_sum, 1.0 / pixel_size_um) >= p.cell_min_od)
@@ -401,7 +551,7 @@ def score_image(
         mask=cell_mask,
     )
     band = membrane_band(cells, nuclei, pixel_size_um, p.membrane_width_um)
-    table = measure_cells(
+    table, nucleus_y, nucleus_x = _measure(
         nuclei, cells, band, hematoxylin, dab, pixel_size_um, weak=p.weak, n_sectors=p.n_sectors
     )
     if p.exclude_stroma:
@@ -415,33 +565,83 @@ def score_image(
             min_extranuclear_od=p.epithelium_min_extranuclear_od,
         )
         # a cell is tumour when its nucleus lies mostly in the epithelium
-        n = len(np.bincount(nuclei.ravel()))
-        in_epi = np.bincount(nuclei.ravel(), weights=epithelium.ravel(), minlength=n)
-        share = in_epi / np.maximum(np.bincount(nuclei.ravel(), minlength=n), 1)
+        in_nucleus = np.flatnonzero(nuclei)
+        ids = nuclei.ravel()[in_nucleus]
+        n = len(nucleus_y)
+        in_epi = np.bincount(ids, weights=epithelium.ravel()[in_nucleus], minlength=n)
+        share = in_epi / np.maximum(np.bincount(ids, minlength=n), 1)
         table["tumour"] = share[table["cell_id"].to_numpy()] >= 0.5
     else:
         epithelium = tissue
         table["tumour"] = True
-    her2_class, complete = classify_cells(
-        table["membrane_dab_od_mean"],
-        table["membrane_completeness"],
-        weak=p.weak,
-        moderate=p.moderate,
-        strong=p.strong,
-        complete_fraction=p.complete_fraction,
-        max_fraction_for_0=p.max_fraction_for_0,
-    )
-    table["complete"] = complete
-    table["her2_class"] = her2_class
-    table = table[list(CELL_COLUMNS)]
-    area_px = pixel_size_um**2
-    summary = {
-        "n_cells_detected": int(len(table)),
-        "tissue_area_mm2": float(tissue.sum() * area_px * 1e-6),
-        "epithelium_area_mm2": float(epithelium.sum() * area_px * 1e-6),
-        "hematoxylin_vector": [round(float(v), 4) for v in matrix[0]],
-        "dab_vector": [round(float(v), 4) for v in matrix[1]],
-        **score_biopsy(table),
-    }
-    labels = {"nuclei": nuclei, "cells": cells, "membrane_band": band}
-    return table, labels, summary
+    return nuclei, cells, band, table, nucleus_y, nucleus_x, tissue, epithelium
+
+
+def _score_tiled(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix, tile_px: int):
+    """:func:`_score_window` over the windows of :func:`_tile_windows`, stitched.
+
+    Returns the stitched labels, the per-cell table and the tissue and
+    epithelium pixel counts (over the cores). A window keeps the cells whose
+    nucleus centroid lies in its core. A kept nucleus that overlaps one
+    placed by an earlier window is a second detection of it (segmented
+    slightly differently near a core edge) and is dropped; cell and band
+    pixels already taken stay with the earlier cell.
+    """
+    shape = rgb.shape[:2]
+    grid = nuclei_block_grid(pixel_size_um, p.nucleus_smoothing_um, p.nucleus_background_sigma_um)
+    halo_px = _ceil_div(int(np.ceil(tile_halo_um(p) / pixel_size_um)), grid) * grid
+    windows = _tile_windows(shape, tile_px, halo_px, grid)
+    if len(windows) == 1:
+        nuclei, cells, band, table, _, _, tissue, epithelium = _score_window(
+            rgb, pixel_size_um, p, matrix
+        )
+        return nuclei, cells, band, table, int(tissue.sum()), int(epithelium.sum())
+    nuclei = np.zeros(shape, dtype=np.int32)
+    cells = np.zeros(shape, dtype=np.int32)
+    band = np.zeros(shape, dtype=np.int32)
+    tables = []
+    tissue_px = epithelium_px = 0
+    next_id = 1
+    for core_y, core_x, win_y, win_x in windows:
+        win = (win_y, win_x)
+        w_nuclei, w_cells, w_band, w_table, nucleus_y, nucleus_x, w_tissue, w_epi = _score_window(
+            rgb[win], pixel_size_um, p, matrix
+        )
+        core = (
+            slice(core_y.start - win_y.start, core_y.stop - win_y.start),
+            slice(core_x.start - win_x.start, core_x.stop - win_x.start),
+        )
+        tissue_px += int(w_tissue[core].sum())
+        epithelium_px += int(w_epi[core].sum())
+        # keep the labels whose nucleus centroid lies in the core (NaN: no nucleus)
+        cy = nucleus_y + win_y.start
+        cx = nucleus_x + win_x.start
+        keep = (cy >= core_y.start) & (cy < core_y.stop) & (cx >= core_x.start) & (cx < core_x.stop)
+        keep[0] = False
+        placed = nuclei[win]
+        keep[np.unique(w_nuclei[(placed > 0) & (w_nuclei > 0)])] = False
+        kept = np.flatnonzero(keep)
+        if kept.size == 0:
+            continue
+        new_id = np.zeros(len(keep), dtype=np.int32)
+        new_id[kept] = np.arange(next_id, next_id + len(kept), dtype=np.int32)
+        next_id += len(kept)
+        mapped = new_id[w_nuclei]
+        placed[mapped > 0] = mapped[mapped > 0]
+        mapped = new_id[w_cells]
+        free = (mapped > 0) & (cells[win] == 0)
+        cells[win][free] = mapped[free]
+        mapped = np.where(free, new_id[w_band], 0)
+        band[win][mapped > 0] = mapped[mapped > 0]
+        rows = w_table[keep[w_table["cell_id"].to_numpy()]].copy()
+        rows["cell_id"] = new_id[rows["cell_id"].to_numpy()]
+        rows["y_um"] += win_y.start * pixel_size_um
+        rows["x_um"] += win_x.start * pixel_size_um
+        tables.append(rows)
+    if tables:
+        table = pd.concat(tables, ignore_index=True)
+    else:
+        empty = np.zeros((1, 1), dtype=np.int32)
+        table = measure_cells(empty, empty, empty, np.zeros((1, 1)), np.zeros((1, 1)), 1.0)
+        table["tumour"] = np.zeros(0, dtype=bool)
+    return nuclei, cells, band, table, tissue_px, epithelium_px
