@@ -133,21 +133,23 @@ def read_plates(path) -> pd.DataFrame:
             )
     if len(table) == 0:
         raise InputError(file, "at least one well row below the header (the table is empty)")
-    table = table.map(str.strip)
+    for column in table.columns:
+        table[column] = table[column].str.strip()
     for column in ("plate_id", "cell_line", "condition", "drug", "replicate"):
         empty = table[column] == ""
         if empty.any():
             index = empty.index[empty.to_numpy()][0]
             what = "a replicate label (biological replicate)" if column == "replicate" else None
             _fail(file, index, column, "", what or f"a non-empty {column}")
-    wells = []
-    for index, well in table["well"].items():
-        try:
-            row, col = well_position(well)
-        except ValueError:
-            _fail(file, index, "well", well, "a well name A01..P24 (row letter A-P, column 1-24)")
-        wells.append(f"{chr(65 + row)}{col + 1:02d}")
-    table["well"] = wells
+    # well names, vectorised (the rule of well_position): A01..P24, any case, leading zeros
+    parts = table["well"].str.extract(_WELL)
+    column_number = pd.to_numeric(parts[1], errors="coerce")
+    bad = parts[0].isna() | ~column_number.between(1, 24)
+    if bad.any():
+        index = bad.index[bad.to_numpy()][0]
+        well = table.at[index, "well"]
+        _fail(file, index, "well", well, "a well name A01..P24 (row letter A-P, column 1-24)")
+    table["well"] = parts[0].str.upper() + column_number.astype(int).map("{:02d}".format)
     duplicated = table.duplicated(["plate_id", "well"])
     if duplicated.any():
         index = duplicated.index[duplicated.to_numpy()][0]
@@ -210,12 +212,19 @@ def read_plates(path) -> pd.DataFrame:
                 f"other well(s), e.g. row {usual[0] + 1})",
                 hint="Convert the concentrations of this drug to one unit.",
             )
-    for plate, rows in table.groupby("plate_id", sort=False):
-        if not (rows["role"] == "treated").any():
+    # plates with treated wells need vehicle and blank wells (plates in file order)
+    roles_of = table.groupby("plate_id", sort=False)["role"].unique()
+    first_treated = (
+        table.index.to_series()[table["role"] == "treated"]
+        .groupby(table["plate_id"], sort=False)
+        .first()
+    )
+    for plate, plate_roles in roles_of.items():
+        if "treated" not in plate_roles:
             continue
         for role in ("vehicle", "blank"):
-            if not (rows["role"] == role).any():
-                index = rows.index[rows["role"] == "treated"][0]
+            if role not in plate_roles:
+                index = first_treated[plate]
                 _fail(
                     file,
                     index,
