@@ -228,7 +228,7 @@ rule fig1_dose_response:
         png=report(
             "results/figures/fig1_dose_response.png",
             caption=report_caption("fig1_dose_response"),
-            category="In vitro: dose-response",
+            category="In vitro (dose-response)",
             subcategory="Figures",
             labels={"figure": "Fig. 1"},
         ),
@@ -263,7 +263,7 @@ rule figS2_dose_response_qc:
         png=report(
             "results/figures/figS2_dose_response_qc.png",
             caption=report_caption("figS2_dose_response_qc"),
-            category="In vitro: dose-response",
+            category="In vitro (dose-response)",
             subcategory="Figures",
             labels={"figure": "Fig. S2"},
         ),

@@ -101,7 +101,7 @@ rule fig2_her2_localisation:
         png=report(
             "results/figures/fig2_her2_localisation.png",
             caption=report_caption("fig2_her2_localisation"),
-            category="In vitro: imaging",
+            category="In vitro (imaging)",
             subcategory="Figures",
             labels={"figure": "Fig. 2"},
         ),
@@ -139,7 +139,7 @@ rule fig3_sequential_exposure:
         png=report(
             "results/figures/fig3_sequential_exposure.png",
             caption=report_caption("fig3_sequential_exposure"),
-            category="In vitro: imaging",
+            category="In vitro (imaging)",
             subcategory="Figures",
             labels={"figure": "Fig. 3"},
         ),
@@ -176,7 +176,7 @@ rule figS1_segmentation_qc:
         png=report(
             "results/figures/figS1_segmentation_qc.png",
             caption=report_caption("figS1_segmentation_qc"),
-            category="In vitro: imaging",
+            category="In vitro (imaging)",
             subcategory="Figures",
             labels={"figure": "Fig. S1"},
         ),

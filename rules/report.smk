@@ -27,23 +27,23 @@ REPORT_TABLES = {
         "results/survival/table1.csv",
     ),
     "if_summary": (
-        "In vitro: imaging",
+        "In vitro (imaging)",
         "IF summaries per image and condition",
         "results/imaging/if_summary.csv",
     ),
     "if_comparisons": (
-        "In vitro: imaging",
+        "In vitro (imaging)",
         "IF comparisons",
         "results/imaging/if_comparisons.csv",
     ),
     "ihc_samples": ("Biopsies", "IHC per biopsy", "results/imaging/ihc_samples.csv"),
     "fits": (
-        "In vitro: dose-response",
+        "In vitro (dose-response)",
         "Dose-response fits",
         "results/doseresponse/fits.csv",
     ),
     "comparisons": (
-        "In vitro: dose-response",
+        "In vitro (dose-response)",
         "IC50 ratios",
         "results/doseresponse/comparisons.csv",
     ),

@@ -270,7 +270,7 @@ def _ihc(ihc: Mapping, counts: Mapping | None) -> list[str]:
 
 
 def _doseresponse(dr: Mapping, counts: Mapping | None) -> list[str]:
-    lines = ["## In vitro: dose-response", ""]
+    lines = ["## In vitro (dose-response)", ""]
     if counts:
         text = f"{counts['curves']} dose-response curves fitted"
         if "plates" in counts:
