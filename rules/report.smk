@@ -53,6 +53,9 @@ _MADE = {path for needs, paths in TABLES.items() if configured(needs) for path i
 CAPTION_INPUTS = {name: path for name, path in CAPTION_SOURCES.items() if path in _MADE}
 if "if_comparisons" in CAPTION_INPUTS:
     CAPTION_INPUTS["if_image_qc"] = "results/imaging/if_image_qc.csv"
+if "ic50_comparisons" in CAPTION_INPUTS:
+    CAPTION_INPUTS["plate_qc"] = "results/doseresponse/plate_qc.csv"
+    CAPTION_INPUTS["fits"] = "results/doseresponse/fits.csv"
 SHOWN_TABLES = {
     name: entry for name, entry in REPORT_TABLES.items() if entry[2] in _MADE
 }
@@ -153,6 +156,7 @@ rule report_captions:
                     "sequence_conditions",
                 )
             },
+            "doseresponse": {"min_z_prime": config["doseresponse"]["min_z_prime"]},
         },
     script:
         "../scripts/report_captions.py"

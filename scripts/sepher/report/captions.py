@@ -29,6 +29,7 @@ CAPTION_TABLES = {
     "figS3_ph_diagnostics": ("ph_test",),
     "figS4_tdm1_by_line": ("km_medians", "logrank"),
     "figS1_segmentation_qc": ("if_image_qc",),
+    "figS2_dose_response_qc": ("plate_qc", "fits"),
 }
 
 
@@ -53,8 +54,9 @@ def caption_numbers(figure_id: str, tables: Mapping, settings: Mapping) -> str:
         Result tables by name (see :data:`CAPTION_TABLES`); a table that is
         absent (stage not configured) leaves its sentence out.
     settings : mapping
-        The run's configuration (``survival``, ``imaging`` sections are read:
-        group, levels and labels; IF comparisons and condition lists).
+        The run's configuration (``survival``, ``imaging``, ``doseresponse``
+        sections are read: group, levels and labels; IF comparisons and
+        condition lists; the Z'-factor threshold).
 
     Returns
     -------
@@ -97,6 +99,9 @@ def caption_numbers(figure_id: str, tables: Mapping, settings: Mapping) -> str:
         return numbers.ph_numbers(have["ph_test"], "OS")
     if figure_id == "figS1_segmentation_qc":
         return numbers.image_qc_numbers(have["if_image_qc"])
+    if figure_id == "figS2_dose_response_qc":
+        min_z = settings.get("doseresponse", {}).get("min_z_prime")
+        return numbers.plate_qc_numbers(have["plate_qc"], have.get("fits"), min_z)
     if figure_id == "fig4_biopsies":
         return numbers.ihc_numbers(have["ihc_samples"], have.get("ihc_paired"))
     comparisons = imaging.get("comparisons", [])

@@ -364,3 +364,24 @@ def image_qc_numbers(image_qc: pd.DataFrame) -> str:
     if not counts.empty:
         text += " (" + ", ".join(f"{flag}: {n}" for flag, n in counts.items()) + ")"
     return text + "."
+
+
+def plate_qc_numbers(plate_qc: pd.DataFrame, fits: pd.DataFrame | None, min_z_prime) -> str:
+    """Z'-factor over treated plates, plates flagged, outlier wells left out of the fits."""
+    if plate_qc.empty:
+        return ""
+    z = pd.to_numeric(plate_qc["z_prime"], errors="coerce").dropna()
+    passed = plate_qc["qc_pass"].astype(str).str.lower().isin(["true", "1"])
+    text = f"{LEAD} {len(plate_qc)} plates"
+    if len(z):
+        text += (
+            f"; Z'-factor of the {len(z)} treated plates median {z.median():.2f}"
+            f" (range {z.min():.2f} to {z.max():.2f})"
+        )
+        if min_z_prime is not None:
+            text += f", {int((z < float(min_z_prime)).sum())} below {float(min_z_prime):g}"
+    text += f"; {int((~passed).sum())} plate(s) flagged by plate QC"
+    if fits is not None and not fits.empty and "n_outliers" in fits:
+        n_out = int(pd.to_numeric(fits["n_outliers"], errors="coerce").fillna(0).sum())
+        text += f"; {n_out} outlier well(s) left out of {len(fits)} curve fit(s)"
+    return text + "."
