@@ -47,7 +47,7 @@ rule imaging_measure_if:
     conda:
         "../envs/imaging.yaml"
     resources:
-        mem_mb=1000,
+        mem_mb=1500,
         runtime=lambda w: 5 + 2 * len(if_batches()[w.batch]),
     params:
         rows=if_batch_rows,

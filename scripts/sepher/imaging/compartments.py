@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["compartment_codes", "compartments", "distance_to_cell_edge", "inner_edge"]
+__all__ = [
+    "compartment_codes",
+    "compartments",
+    "distance_to_cell_edge",
+    "inner_edge",
+    "near_cell_edge",
+]
 
 
 def inner_edge(cells: np.ndarray) -> np.ndarray:
@@ -61,12 +67,21 @@ def distance_to_cell_edge(cells: np.ndarray, pixel_size_um: float) -> np.ndarray
 
 def _dilate_disc(mask: np.ndarray, radius: float) -> np.ndarray:
     """Binary dilation by the disc ``dy**2 + dx**2 <= radius**2`` (pixels),
-    as the union of horizontal segments: one 1-D maximum filter per segment
-    width, then shifted ORs per row offset."""
+    as the union of horizontal segments: the row dilations of half-width
+    1, 2, ... built incrementally (two shifted ORs each), then shifted ORs
+    per row offset."""
+    mask = np.asarray(mask, dtype=bool)
     r = int(np.floor(radius + 1e-9))
     half = [int(np.floor(np.sqrt(max(radius**2 + 1e-9 - dy * dy, 0.0)))) for dy in range(r + 1)]
-    m8 = mask.view(np.uint8)
-    rows = {w: ndi.maximum_filter1d(m8, 2 * w + 1, axis=1).view(bool) for w in set(half)}
+    needed = set(half)
+    rows = {0: mask}
+    cur = mask
+    for w in range(1, max(half) + 1):
+        cur = cur.copy()
+        cur[:, w:] |= mask[:, :-w]
+        cur[:, :-w] |= mask[:, w:]
+        if w in needed:
+            rows[w] = cur
     out = rows[half[0]].copy()
     for dy in range(1, r + 1):
         src = rows[half[dy]]
@@ -75,7 +90,7 @@ def _dilate_disc(mask: np.ndarray, radius: float) -> np.ndarray:
     return out
 
 
-def _near_cell_edge(cells: np.ndarray, pixel_size_um: float, band_um: float) -> np.ndarray:
+def near_cell_edge(cells: np.ndarray, pixel_size_um: float, band_um: float) -> np.ndarray:
     """Cell pixels with ``distance_to_cell_edge <= band_um``.
 
     Same set as thresholding :func:`distance_to_cell_edge`, computed for
@@ -123,7 +138,7 @@ def compartments(
     nuclei = np.asarray(nuclei)
     cells = np.asarray(cells).astype(np.int32, copy=False)
     in_nucleus = (nuclei > 0) & (cells > 0)
-    near_edge = _near_cell_edge(cells, pixel_size_um, membrane_band_um)
+    near_edge = near_cell_edge(cells, pixel_size_um, membrane_band_um)
     membrane = (cells > 0) & near_edge & ~in_nucleus
     cytoplasm = (cells > 0) & ~near_edge & ~in_nucleus
     return {
@@ -138,7 +153,9 @@ def compartment_codes(
     cells: np.ndarray,
     pixel_size_um: float,
     membrane_band_um: float = 1.0,
-) -> np.ndarray:
+    *,
+    return_masks: bool = False,
+):
     """The three compartments of :func:`compartments` in one label image.
 
     Returns
@@ -147,14 +164,18 @@ def compartment_codes(
         0 outside cells; for cell ``k``: ``3k - 2`` on its nucleus, ``3k - 1``
         on its membrane band, ``3k`` on its cytoplasm (so one
         :func:`numpy.bincount` measures every compartment of every cell).
+    in_nucleus, band : ndarray of bool
+        With ``return_masks``: the nucleus and membrane-band pixels.
     """
     nuclei = np.asarray(nuclei)
     cells = np.asarray(cells)
-    near_edge = _near_cell_edge(cells, pixel_size_um, membrane_band_um)
+    near_edge = near_cell_edge(cells, pixel_size_um, membrane_band_um)
     code = cells.astype(np.intp) * 3
     in_nucleus = (nuclei > 0) & (cells > 0)
     code -= in_nucleus  # nucleus: 3k - 2
     code -= in_nucleus
     near_edge &= ~in_nucleus
     code -= near_edge  # membrane band: 3k - 1
+    if return_masks:
+        return code, in_nucleus, near_edge
     return code

@@ -35,12 +35,16 @@ __all__ = [
     "block_mean",
     "distance_to_background_um",
     "fill_holes",
+    "global_threshold",
+    "grow_to_half_median",
+    "neighbour_set",
     "open_disk",
     "segment_nuclei",
     "split_touching",
     "squared_distance_to_background",
     "subtract_background",
     "upsample_labels",
+    "watershed_by_component",
     "watershed_h_maxima",
     "working_factor",
 ]
@@ -258,8 +262,11 @@ def subtract_background(
     # min over blocks first so thin bright objects cannot leak into the estimate
     if step > 1:
         h, w = (img.shape[0] // step) * step, (img.shape[1] // step) * step
-        blocks = img[:h, :w].reshape(h // step, step, w // step, step).min(axis=(1, 3))
-        small = blocks
+        small = img[:h:step, :w:step].copy()
+        for dy in range(step):
+            for dx in range(step):
+                if dy or dx:
+                    np.minimum(small, img[dy:h:step, dx:w:step], out=small)
     k = max(3, int(round(size / step)))
     bg = ndi.grey_opening(small, size=(k, k))
     bg = ndi.uniform_filter(bg, k)
@@ -268,6 +275,47 @@ def subtract_background(
         bg = ndi.zoom(bg, zoom, order=1, grid_mode=True, mode="nearest")
         bg = bg[: img.shape[0], : img.shape[1]]
     return img - bg
+
+
+def watershed_by_component(
+    landscape: np.ndarray, markers: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """``skimage.segmentation.watershed(landscape, markers, mask=mask)``, run
+    on each 4-connected component of the mask separately.
+
+    The flooding never crosses from one component to another and, within a
+    component, pixels enter the priority queue in the same relative order
+    (raster order of the markers, then the order of flooding), so the
+    labels are those of one watershed of the whole field, up to how seeds of
+    exactly equal height are taken (skimage gives every seed age 0 and
+    leaves such ties to its heap's layout). A component
+    holding one marker label is that cell whole, without flooding; the
+    others are flooded in their bounding boxes, whose small priority queues
+    stay in the processor's cache (one queue for a 2048 x 2048 working grid
+    took ten times longer than for a quarter of it).
+    """
+    comp, n = ndi.label(mask)
+    cells = np.zeros(mask.shape, dtype=np.int32)
+    if n == 0:
+        return cells
+    # the one marker label of each component (-1: several), and whether any
+    seeded = (markers > 0) & mask
+    comp_at, label_at = comp[seeded], markers[seeded]
+    lo = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.zeros(n + 1, dtype=np.int64)
+    np.minimum.at(lo, comp_at, label_at)
+    np.maximum.at(hi, comp_at, label_at)
+    single = np.where((hi > 0) & (lo == hi), hi, 0)
+    cells[:] = single[comp]
+    for k, box in enumerate(ndi.find_objects(comp), start=1):
+        if box is None or single[k] or hi[k] == 0:
+            continue
+        inside = comp[box] == k
+        flooded = segmentation.watershed(
+            landscape[box], markers=np.where(inside, markers[box], 0), mask=inside
+        )
+        cells[box][inside] = flooded[inside]
+    return cells
 
 
 def watershed_h_maxima(surface: np.ndarray, mask: np.ndarray, h: float) -> np.ndarray:
@@ -319,7 +367,7 @@ def watershed_h_maxima(surface: np.ndarray, mask: np.ndarray, h: float) -> np.nd
     multi &= mask
     basins = single[comp]
     if multi.any():
-        flooded = segmentation.watershed(-s, np.where(multi, markers, 0), mask=multi)
+        flooded = watershed_by_component(-s, np.where(multi, markers, 0), multi)
         basins[multi] = flooded[multi]
     # Highest saddle between each pair of 8-adjacent basins (h_maxima's
     # reconstruction joins maxima along 8-connected paths).
@@ -449,6 +497,29 @@ def split_touching(
     return watershed_h_maxima(surface, mask, split_h)
 
 
+#: Images above this many pixels get their global threshold from a regular
+#: subsample of about this many pixels.
+THRESHOLD_SAMPLE_PX = 1 << 18
+
+
+def global_threshold(image: np.ndarray, method: str = "li") -> float:
+    """Automatic global threshold of an image (:data:`_THRESHOLDS`).
+
+    A threshold is a statistic of the grey-level histogram; above
+    :data:`THRESHOLD_SAMPLE_PX` pixels it is computed on a regular grid
+    subsample (every k-th row and column) of at least that many pixels,
+    whose histogram matches the image's to well under a grey level for the
+    smooth, background-subtracted images thresholded here, at a fraction of
+    the cost of the iterative methods (Li's minimum cross-entropy passes
+    over every pixel at each iteration).
+    """
+    img = np.asarray(image)
+    step = max(1, int(np.sqrt(img.size / THRESHOLD_SAMPLE_PX)))
+    if step > 1:
+        img = img[::step, ::step]
+    return float(_THRESHOLDS[method](img))
+
+
 def segment_nuclei(
     nuclear_channel: np.ndarray,
     pixel_size_um: float,
@@ -518,7 +589,7 @@ def segment_nuclei(
     sigma = _px(smoothing_sigma_um, pixel_size_um)
     smooth = ndi.gaussian_filter(img, sigma)
     signal = subtract_background(smooth, pixel_size_um, background_size_um)
-    threshold = float(_THRESHOLDS[threshold_method](signal))
+    threshold = global_threshold(signal, threshold_method)
     mask = open_disk(fill_holes(signal > threshold), 1)
     # the split surface and the per-object peaks use the same smoothing
     smoothed = ndi.gaussian_filter(signal, _px(marker_sigma_um, pixel_size_um))
@@ -555,3 +626,98 @@ def segment_nuclei(
     lut[good] = np.arange(1, good.sum() + 1, dtype=np.int32)
     labels = lut[labels]
     return upsample_labels(labels, factor, native_shape)
+
+
+def neighbour_set(index: np.ndarray, offsets, size: int) -> np.ndarray:
+    """Sorted distinct ``index + offset`` over ``offsets`` (flat indices into
+    an array of ``size`` elements; all in range), by marking a boolean array:
+    cheaper than :func:`numpy.unique` of the concatenation."""
+    mark = np.zeros(size, dtype=bool)
+    for offset in offsets:
+        mark[index + offset] = True
+    return np.flatnonzero(mark)
+
+
+def grow_to_half_median(
+    labels: np.ndarray,
+    intensity: np.ndarray,
+    background: float,
+    pixel_size_um: float,
+    *,
+    fraction: float = 0.5,
+    max_grow_um: float = 0.5,
+) -> np.ndarray:
+    """Grow nuclei over the pixels of their rim that segmentation left out.
+
+    :func:`segment_nuclei` draws each edge at ``edge_fraction`` of the
+    nucleus's smoothed *peak*, which bright chromocentres push up: the edge
+    then falls inside the dimmer periphery of the chromatin and the nuclear
+    compartment misses a rim of nucleus (a few percent of its area) that a
+    measurement of nuclear content would count as cytoplasm. For measuring,
+    a nucleus's edge is better drawn at half its *typical* stain intensity:
+    pixels outside every nucleus, 4-adjacent to exactly one nucleus, whose
+    stain above ``background`` is at least ``fraction`` x that nucleus's
+    median are added, in rounds of one pixel: ``max_grow_um / pixel_size_um``
+    rounds, at least one (the segmentation's edge is uncertain by about a
+    pixel of its working grid of >= 0.5 um).
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Nuclei labels.
+    intensity : ndarray
+        Nuclear stain (flat-field corrected).
+    background : float
+        Background level of ``intensity``.
+    pixel_size_um : float
+        Pixel edge length (um).
+    fraction : float, default 0.5
+        Edge at this fraction of the nucleus's median above background.
+    max_grow_um : float, default 0.5
+        Largest growth (um), rounded to whole pixels (at least one).
+
+    Returns
+    -------
+    ndarray of int32
+        Grown labels (a copy; nuclei never merge).
+    """
+    from sepher.imaging.measure import label_medians
+
+    labels = np.asarray(labels).astype(np.int32, copy=True)
+    n = int(labels.max())
+    rounds = max(1, int(round(max_grow_um / pixel_size_um)))
+    if n == 0:
+        return labels
+    values = np.asarray(intensity)
+    if values.dtype not in (np.uint8, np.uint16):
+        values = values.astype(np.float32, copy=False)
+    flat_values = values.ravel()
+    # a nucleus's typical stain: the median of every other pixel (a threshold
+    # needs no exact median; half the pixels estimate it as well)
+    inside = np.flatnonzero(labels)[::2]
+    median = label_medians(flat_values[inside], labels.ravel()[inside], n)
+    threshold = np.concatenate([[np.inf], background + fraction * (median - background)])
+    threshold[~np.isfinite(threshold)] = np.inf
+    # pad with -1 so neighbours of edge pixels exist; the field border grows nothing
+    padded = np.pad(labels, 1, constant_values=-1)
+    width = padded.shape[1]
+    flat = padded.ravel()
+    offsets = (-width, width, -1, 1)
+    candidates = np.flatnonzero(_dilate_cross(padded > 0) & (padded == 0))
+    for _ in range(rounds):
+        if not candidates.size:
+            break
+        nb = np.stack([flat[candidates + o] for o in offsets])
+        hi = nb.max(axis=0)
+        lo = np.where(nb > 0, nb, np.iinfo(np.int32).max).min(axis=0)
+        grow = (hi > 0) & (lo == hi)
+        # index in the unpadded image
+        row, col = np.divmod(candidates, width)
+        grow &= flat_values[(row - 1) * labels.shape[1] + col - 1] >= threshold[hi]
+        grown = candidates[grow]
+        if not grown.size:
+            break
+        flat[grown] = hi[grow]
+        nxt = neighbour_set(grown, offsets, flat.size)
+        candidates = nxt[flat[nxt] == 0]
+    return np.ascontiguousarray(padded[1:-1, 1:-1])
