@@ -12,12 +12,14 @@ from sepher.doseresponse import (
     fit_curve,
     fit_joint,
     fit_ll4_batch,
+    fit_many,
     lack_of_fit,
     normalise_plate,
     plate_qc,
     select_model,
     z_prime,
 )
+from sepher.doseresponse.ed import ed_many
 from sepher.doseresponse.models import model_response
 
 DOSES = np.array([0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0])
@@ -230,3 +232,128 @@ def test_batch_fit_shared_and_per_curve_doses_agree():
     np.testing.assert_allclose(per_curve["rss"], shared["rss"], rtol=1e-7)
     assert np.all(shared["rss"].to_numpy() <= _dense_profile_min(doses, y) * (1 + 1e-6))
     assert shared["converged"].all() and per_curve["converged"].all()
+
+
+def _simulated_curves(model, theta, rng, sd=0.03):
+    doses = np.concatenate([np.zeros(4), np.repeat(10.0 ** np.arange(-3, 1.01, 0.5), 3)])
+    y = np.array([model_response(model, doses, t) for t in theta])
+    return np.broadcast_to(doses, y.shape).copy(), y + sd * rng.standard_normal(y.shape)
+
+
+@pytest.mark.parametrize(
+    ("model", "fixed", "robust"),
+    [("LL.4", None, None), ("LL.4", {"d": 1.0}, None), ("LL.3", None, None),
+     ("LL.5", None, None), ("W1.4", None, None), ("LL.4", None, "cauchy")],
+)  # fmt: skip
+def test_fit_many_matches_fit_curve(model, fixed, robust):
+    """The vectorised fits give fit_curve's estimates, drc SEs, AIC and flags per curve."""
+    rng = np.random.default_rng(21)
+    k = 5
+    theta = np.column_stack(
+        [
+            rng.uniform(0.8, 2.5, k),
+            rng.uniform(0.05, 0.3, k),
+            np.ones(k),
+            10 ** rng.uniform(-1.5, -0.5, k),
+        ]
+    )
+    if model == "LL.5":
+        theta = np.column_stack([theta, rng.uniform(0.5, 2.0, k)])
+    x, y = _simulated_curves(model, theta, rng, sd=0.01 if model == "LL.5" else 0.03)
+    y[1, 7] = 1.4  # an outlying well for the robust fit
+    many = fit_many(x, y, model=model, fixed=fixed, robust=robust)
+    assert not many.fallback.any()
+    for i in range(k):
+        single = fit_curve(x[i], y[i], model=model, fixed=fixed, robust=robust)
+        got = many.result(i)
+        assert got.converged and single.converged
+        # robust: the RSS is not the minimised loss, it moves to first order
+        assert got.rss == pytest.approx(single.rss, rel=1e-6 if robust else 1e-9)
+        for name, value in single.params.items():
+            assert got.params[name] == pytest.approx(value, rel=1e-6, abs=1e-9), (i, name)
+        for name, value in single.se.items():
+            assert got.se[name] == pytest.approx(value, rel=1e-4), (i, name)
+        assert got.aic == pytest.approx(single.aic, rel=1e-6)
+        assert got.flat_pvalue == pytest.approx(single.flat_pvalue, rel=1e-6, abs=1e-300)
+        assert [f.split("scale")[0] for f in got.flags] == [
+            f.split("scale")[0] for f in single.flags
+        ]
+
+
+def test_fit_many_flags_empty_and_short_curves():
+    x = np.tile(DOSES, (3, 1))
+    y = np.vstack([np.full(DOSES.size, np.nan), np.ones(DOSES.size), np.ones(DOSES.size)])
+    y[1, 3:] = np.nan  # 3 observations, 4 parameters
+    y[2] = model_response("LL.4", DOSES, [1.0, 0.1, 1.0, 0.1]) + 0.01 * np.sin(np.arange(8))
+    many = fit_many(x, y)
+    assert many.flags[0][-1] == "all NaN" and many.flags[1][-1] == "too few observations"
+    assert many.flags[1][0] == "dropped 5 NaN/negative-dose observations"
+    assert not many.converged[:2].any() and many.converged[2]
+    assert np.isnan(many.theta[:2]).all()
+
+
+def test_ed_many_closed_forms_and_not_reached():
+    """ED50 of LL.4 is e, of W1.4 e log(2)^(1/b); relative ED10 of LL.4 e (1/9)^(1/b)."""
+    theta = np.array([[1.5, 0.1, 1.0, 0.3], [0.8, 0.0, 1.0, 2.0], [2.0, 0.6, 1.0, 50.0]])
+    cov = np.tile(np.eye(4) * 1e-4, (3, 1, 1))
+    lo, hi = np.full(3, 1e-3), np.full(3, 10.0)
+    ed50 = ed_many("LL.4", theta, cov, [0, 1, 2, 3], 20, 50.0, "relative", (lo, hi), "uM")
+    np.testing.assert_allclose(ed50["estimate"][:2], theta[:2, 3], rtol=1e-12)
+    assert list(ed50["reached"]) == [True, True, False]
+    assert ed50["display"][2] == "> 10 uM (max dose)"
+    ed10 = ed_many("LL.4", theta, cov, [0, 1, 2, 3], 20, 10.0, "relative", (lo, hi))
+    np.testing.assert_allclose(ed10["estimate"][:2], theta[:2, 3] / 9 ** (1 / theta[:2, 0]))
+    w14 = ed_many("W1.4", theta[:2], cov[:2], [0, 1, 2, 3], 20, 50.0, "relative", (1e-3, 10.0))
+    np.testing.assert_allclose(w14["estimate"], theta[:2, 3] * np.log(2) ** (1 / theta[:2, 0]))
+    # absolute 50 % viability never reached by a curve bottoming out at 0.6: "> max dose"
+    absolute = ed_many("LL.4", theta, cov, [0, 1, 2, 3], 20, 0.5, "absolute", (lo, hi))
+    assert not absolute["reached"][2] and absolute["display"][2].startswith("> 10")
+    assert np.isfinite(absolute["se"][:2]).all() and np.isnan(absolute["se"][2])
+
+
+@pytest.fixture(scope="module")
+def screen():
+    from sepher.doseresponse.stage import normalise_plates
+    from sepher.simulate.plates import simulate_plates_large
+
+    plates, _ = simulate_plates_large(20, seed=5)
+    text = ["plate_id", "well", "cell_line", "condition", "drug", "concentration_unit", "role"]
+    viability, _ = normalise_plates(plates.astype(dict.fromkeys(text, str)))
+    return viability
+
+
+def test_fit_curves_batch_matches_single_curve_path(screen):
+    """The vectorised stage gives the per-curve multi-start stage's tables (one plate)."""
+    from sepher.doseresponse.stage import fit_curves
+
+    plate = screen[screen["plate_id"] == sorted(screen["plate_id"].unique())[0]]
+    fits, residuals, curves = fit_curves(plate)
+    ref, ref_residuals, ref_curves = fit_curves(plate, method="multistart")
+    assert list(fits.columns) == list(ref.columns) and len(fits) == len(ref) == 10
+    for name in ("cell_line", "drug", "model", "n", "n_doses", "n_outliers", "outlier_wells",
+                 "ic50_rel_reached", "ic50_abs_reached", "aic_best_model", "converged"):  # fmt: skip
+        assert fits[name].tolist() == ref[name].tolist(), name
+    identified = (ref["e_se"] / ref["e"] < 1).to_numpy()
+    assert identified.sum() >= 8
+    for name in ("b", "c", "d", "e", "ic50_rel", "ic50_abs", "ed10", "ed90", "auc", "rss",
+                 "aic", "aic_LL4", "aic_LL3", "lack_of_fit_p", "flat_p"):  # fmt: skip
+        np.testing.assert_allclose(
+            fits.loc[identified, name], ref.loc[identified, name], rtol=1e-5, err_msg=name
+        )
+    for name in ("b_se", "e_se", "e_lower", "e_upper", "ic50_rel_se", "ic50_abs_upper"):
+        np.testing.assert_allclose(
+            fits.loc[identified, name], ref.loc[identified, name], rtol=1e-4, err_msg=name
+        )
+    assert residuals["outlier"].tolist() == ref_residuals["outlier"].tolist()
+    assert len(curves) == len(ref_curves)
+
+
+def test_fit_curves_rows_do_not_depend_on_other_curves(screen):
+    """A curve's row is identical (to the last digit) fitted alone or with others."""
+    from sepher.doseresponse.stage import fit_curves
+
+    plate = sorted(screen["plate_id"].unique())[1]
+    part, _, _ = fit_curves(screen[screen["plate_id"] == plate])
+    full, _, _ = fit_curves(screen)
+    full = full[full["cell_line"].isin(part["cell_line"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(part, full, check_exact=True)

@@ -14,6 +14,14 @@ The workflow's entry points call these functions on whole tables:
   from a joint fit (drc ``EDcomp``, delta method) and the extra-sum-of-
   squares F test of a shared ED50.
 
+Speed: :func:`fit_curves` fits all curves at once
+(:func:`sepher.doseresponse.manyfit.fit_many`, a vectorised least-squares
+polish from profile-grid starts, with ``fit_curve``'s multi-start as the
+fallback), and every later step (ROUT, EDs, AUC, lack of fit, bands) is
+vectorised over the curves too: two orders of magnitude faster than the
+per-curve ``fit_curve`` loop (``method="multistart"``, kept as the
+reference path); ``bench/bench_doseresponse_stage.py`` measures both.
+
 Outliers: with ``outliers="rout"`` (default) wells are screened per curve by
 the ROUT method (Motulsky & Brown 2006, BMC Bioinformatics 7:123): a robust
 (Cauchy-loss) fit, residuals scaled by the robust SD of the residuals
@@ -31,10 +39,11 @@ import pandas as pd
 from scipy import stats
 
 from .compare import compare_ed50, ed_ratio, fit_joint
-from .ed import activity_area, area_under_curve, ed
-from .fit import FitResult, fit_curve, lack_of_fit
+from .ed import area_under_curve_many, ed_many
+from .fit import FitResult
 from .gr import gr_metrics
-from .models import get_model, model_jacobian
+from .manyfit import ManyFits, dose_range, fit_many, lack_of_fit_many, model_jacobian_many
+from .models import get_model
 from .normalise import normalise_plate
 from .qc import plate_qc
 
@@ -53,6 +62,13 @@ CURVE_KEYS = ("cell_line", "condition", "drug")
 
 #: Conventional name of the pooled-replicates fit in the ``replicate`` column.
 POOLED = "pooled"
+
+#: Curves fitted together (memory per job bounded whatever the number of curves).
+CHUNK = 4096
+
+#: AIC differences below this are rounding, not evidence: ``aic_best_model`` takes
+#: the first candidate within it of the lowest AIC.
+AIC_TIE = 1e-6
 
 
 def _t(conf_level: float, df: float) -> float:
@@ -129,6 +145,32 @@ def curve_observations(viability: pd.DataFrame, cell_line, condition, drug) -> p
     return out.sort_values(["plate_id", "well"], kind="stable")
 
 
+def _rout_many(robust_fit: ManyFits, q: float) -> np.ndarray:
+    """ROUT outliers (C, M) from robust fits of complete rows (module docstring)."""
+    x, y = robust_fit.dose, robust_fit.response
+    n_curves, n = x.shape
+    out = np.zeros(x.shape, bool)
+    df = n - len(robust_fit.free)
+    if df <= 0 or n_curves == 0:
+        return out
+    resid = y - robust_fit.predict(x)
+    valid = np.all(np.isfinite(robust_fit.theta), 1)
+    with np.errstate(invalid="ignore"):
+        rsdr = np.percentile(np.abs(resid), 68.27, axis=1) * n / df
+    valid &= rsdr > 0
+    if not valid.any():
+        return out
+    with np.errstate(all="ignore"):
+        pvalues = 2 * stats.t.sf(np.abs(resid[valid]) / rsdr[valid, None], df)
+    order = np.argsort(pvalues, axis=1, kind="stable")
+    ranked = np.take_along_axis(pvalues, order, 1) <= q * np.arange(1, n + 1) / n
+    last = np.where(ranked.any(1), n - 1 - np.argmax(ranked[:, ::-1], 1), -1)
+    flagged = np.zeros_like(ranked)
+    np.put_along_axis(flagged, order, np.arange(n)[None, :] <= last[:, None], axis=1)
+    out[valid] = flagged
+    return out
+
+
 def rout_outliers(
     dose, response, model: str = "LL.4", q: float = 0.01, fixed: dict | None = None
 ) -> np.ndarray:
@@ -148,25 +190,25 @@ def rout_outliers(
     ndarray of bool, shape (n,)
         True for observations declared outliers.
     """
-    x = np.asarray(dose, float)
-    y = np.asarray(response, float)
-    fit = fit_curve(x, y, model=model, fixed=fixed, robust="cauchy")
-    out = np.zeros(x.size, bool)
-    p_free = len(fit.free_names)
-    df = x.size - p_free
-    if not np.all(np.isfinite(fit.theta)) or df <= 0:
-        return out
-    resid = y - fit.predict(x)
-    rsdr = np.percentile(np.abs(resid), 68.27) * x.size / df
-    if not rsdr > 0:
-        return out
-    pvalues = 2 * stats.t.sf(np.abs(resid) / rsdr, df)
-    order = np.argsort(pvalues, kind="stable")
-    ranked = pvalues[order] <= q * np.arange(1, x.size + 1) / x.size
-    if ranked.any():
-        last = int(np.nonzero(ranked)[0].max())
-        out[order[: last + 1]] = True
-    return out
+    x = np.asarray(dose, float)[None, :]
+    y = np.asarray(response, float)[None, :]
+    return _rout_many(fit_many(x, y, model=model, fixed=fixed, robust="cauchy"), q)[0]
+
+
+def _band_many(fit: ManyFits, doses, conf_level: float):
+    """Fitted curves (C, K) with delta-method SE and t bands at doses (C, K)."""
+    fitted, jac = model_jacobian_many(fit.model, doses, fit.theta)
+    g = jac[..., fit.free]
+    with np.errstate(invalid="ignore"):
+        var = np.einsum("akp,apq,akq->ak", g, fit.covariance, g)
+    se = np.sqrt(np.clip(var, 0, None))
+    with np.errstate(invalid="ignore"):
+        tq = np.where(
+            fit.df_residual > 0,
+            stats.t.ppf(0.5 + conf_level / 2, np.maximum(fit.df_residual, 1)),
+            np.nan,
+        )
+    return fitted, se, fitted - tq[:, None] * se, fitted + tq[:, None] * se
 
 
 def confidence_band(fit: FitResult, doses, conf_level: float = 0.95) -> pd.DataFrame:
@@ -188,90 +230,242 @@ def confidence_band(fit: FitResult, doses, conf_level: float = 0.95) -> pd.DataF
         ``dose, fitted, se, lower, upper``.
     """
     x = np.asarray(doses, float)
-    free = [i for i, k in enumerate(fit.params) if k not in fit.fixed]
-    fitted, jac = model_jacobian(fit.model, x, fit.theta)
-    g = jac[:, free]
-    cov = fit.covariance.to_numpy()
-    se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", g, cov, g), 0, None))
-    tq = _t(conf_level, fit.df_residual)
+    many = ManyFits(
+        model=fit.model, names=list(fit.params), fixed=fit.fixed, theta=fit.theta[None],
+        covariance=fit.covariance.to_numpy()[None], rss=np.array([fit.rss]),
+        n=np.array([fit.n]), df_residual=np.array([fit.df_residual]),
+        converged=np.array([fit.converged]), aic=np.array([fit.aic]),
+        flat_pvalue=np.array([fit.flat_pvalue]), flags=[fit.flags], dose=x[None],
+        response=np.full((1, x.size), np.nan), used=np.zeros((1, x.size), bool),
+    )  # fmt: skip
+    fitted, se, lower, upper = _band_many(many, x[None], conf_level)
     return pd.DataFrame(
-        {
-            "dose": x,
-            "fitted": fitted,
-            "se": se,
-            "lower": fitted - tq * se,
-            "upper": fitted + tq * se,
-        }
+        {"dose": x, "fitted": fitted[0], "se": se[0], "lower": lower[0], "upper": upper[0]}
     )
 
 
-def _ed_columns(fit, prefix, levels, kind, conf_level, unit, dose_range):
-    table = ed(fit, levels, type=kind, dose_range=dose_range, unit=unit)
-    tq = _t(conf_level, fit.df_residual)
-    out = {}
-    for level, row in zip(levels, table.itertuples(index=False), strict=True):
-        name = prefix(level)
-        out[name] = row.estimate
-        out[f"{name}_se"] = row.se
-        out[f"{name}_lower"] = row.estimate - tq * row.se
-        out[f"{name}_upper"] = row.estimate + tq * row.se
-        out[f"{name}_reached"] = bool(row.reached)
-        out[f"{name}_display"] = row.display
-    return out
+def _layout(viability: pd.DataFrame, by_replicate: bool):
+    """Every fit's observations in one long table (the rows ``curve_observations`` gives).
+
+    Returns ``obs`` (one row per well and fit, sorted by fit, plate, well; column
+    ``_fit`` the fit number), ``fits`` (one row per fit: curve keys, ``replicate``,
+    ``concentration_unit``), curves in key order, replicates sorted within a curve.
+    """
+    keys = list(CURVE_KEYS)
+    role = viability["role"].astype(str).to_numpy()
+    finite = np.isfinite(viability["viability"].to_numpy(float))
+    treated_all = viability[role == "treated"]
+    curves = treated_all[keys].drop_duplicates().sort_values(keys).reset_index(drop=True)
+    curve_index = pd.MultiIndex.from_frame(curves)
+    curve_of = curve_index.get_indexer(pd.MultiIndex.from_frame(treated_all[keys]))
+    treated = treated_all[finite[role == "treated"]].assign(
+        _curve=curve_of[finite[role == "treated"]]
+    )
+    # vehicle wells belong to every curve with treated wells on their plate (dose 0)
+    pairs = pd.DataFrame(
+        {"_curve": curve_of, "plate_id": treated_all["plate_id"].to_numpy()}
+    ).drop_duplicates()
+    vehicle = viability[(role == "vehicle") & finite]
+    vehicle = vehicle.merge(pairs, on="plate_id", how="inner", sort=False)
+    vehicle_curves = curves.iloc[vehicle["_curve"].to_numpy()]
+    vehicle = vehicle.assign(
+        concentration=0.0,
+        drug=vehicle_curves["drug"].to_numpy(),
+        condition=vehicle_curves["condition"].to_numpy(),
+    )
+    columns = list(treated.columns)
+    obs = pd.concat(
+        [treated.astype({"drug": object, "condition": object}), vehicle[columns]],
+        ignore_index=True,
+    )
+    order = ["_curve", "replicate", "plate_id", "well"] if by_replicate else [
+        "_curve", "plate_id", "well"]  # fmt: skip
+    obs = obs.sort_values(order, kind="stable").reset_index(drop=True)
+    fit_keys = ["_curve", "replicate"] if by_replicate else ["_curve"]
+    obs["_fit"] = obs.groupby(fit_keys, sort=True, observed=True).ngroup().to_numpy()
+    first = obs.drop_duplicates("_fit")
+    fits = curves.iloc[first["_curve"].to_numpy()].reset_index(drop=True)
+    fits["replicate"] = first["replicate"].to_numpy() if by_replicate else POOLED
+    # unit: the fit's first treated well (any treated well of the curve if none has data)
+    is_treated = obs["role"].astype(str).to_numpy() == "treated"
+    unit = obs[is_treated].groupby("_fit", sort=True)["concentration_unit"].first()
+    curve_unit = treated_all.assign(_curve=curve_of).groupby("_curve")["concentration_unit"].first()
+    default_unit = curve_unit.reindex(first["_curve"].to_numpy()).to_numpy(object)
+    fits["concentration_unit"] = np.where(
+        np.isin(np.arange(len(fits)), unit.index),
+        unit.reindex(np.arange(len(fits))).to_numpy(object),
+        default_unit,
+    )
+    return obs, fits
 
 
-def _fit_one(obs, model, candidates, outliers, outlier_q, robust_loss, fixed, exclude):
-    x = obs["concentration"].to_numpy(float)
-    y = obs["viability"].to_numpy(float)
-    outlier = np.zeros(x.size, bool)
-    if exclude is not None:
-        pairs = zip(obs["plate_id"], obs["well"], strict=True)
-        outlier = np.array([pair in exclude for pair in pairs], bool)
+def _fit_block(x, y, excluded, *, model, candidates, outliers, outlier_q, robust_loss, fixed,
+               method):  # fmt: skip
+    """Fits of curves with the same number of wells: the reported fit, outliers, AICs."""
+    outlier = np.zeros(x.shape, bool)
+    least_squares = None
+    # the reported fit also starts from all of fit_curve's starts
+    reported = {"model": model, "fixed": fixed, "method": method, "fit_curve_starts": True}
+    if excluded is not None:
+        outlier = excluded
     elif outliers == "rout":
-        outlier = rout_outliers(x, y, model=model, q=outlier_q, fixed=fixed)
-    robust = robust_loss if outliers == "robust" else None
-    fit = fit_curve(x[~outlier], y[~outlier], model=model, fixed=fixed, robust=robust)
+        least_squares = fit_many(x, y, **reported)
+        robust = fit_many(x, y, **reported, robust="cauchy", least_squares=least_squares)
+        outlier = _rout_many(robust, outlier_q)
+    used = ~outlier
+    if outliers == "robust":
+        fit = fit_many(x, y, used, **reported, robust=robust_loss)
+    elif least_squares is not None:
+        # curves without outliers: the least-squares fit of all wells is the fit
+        refit = outlier.any(1)
+        fit = least_squares
+        if refit.any():
+            starts = [robust.theta[refit], least_squares.theta[refit]]
+            sub = fit_many(x[refit], y[refit], used[refit], **reported, starts=starts)
+            fit = least_squares.replace_rows(refit, sub)
+    else:
+        fit = fit_many(x, y, used, **reported)
     aics = {}
     for name in candidates:
-        other = fit if name == model else fit_curve(x[~outlier], y[~outlier], model=name)
-        aics[name] = other.aic if other.converged else np.nan
+        if name == model:
+            other = fit
+        else:
+            # the reported fit starts the other log-logistics (a W1.4 fit starts
+            # from fit_curve's starts, see fit_many)
+            log_logistic = get_model(fit.model).family == get_model(name).family == "LL"
+            starts = [fit.theta[:, :4]] if log_logistic else []
+            # only the converged RSS matters here: no multi-start refit of curves
+            # whose optimum lies at infinity (flat curves, LL.5's f -> 0 or infinity)
+            other = fit_many(x, y, used, model=name, starts=starts, method=method, fallback=False)
+        aics[name] = np.where(other.converged, other.aic, np.nan)
     return fit, outlier, aics
 
 
-def _gr_columns(viability, keys, group_rows):
-    """GR metrics of one curve from blank-subtracted counts (Hafner et al. 2016)."""
-    time0 = viability[viability["role"] == "time0"]
+def _summary_columns(fit: ManyFits, units, ed_levels, conf_level) -> dict:
+    """The fits-table columns of ``fit`` (one value per curve), in table order."""
+    m = get_model(fit.model)
+    n_curves = fit.theta.shape[0]
+    positive = fit.used & (fit.dose > 0)
+    has_pos = positive.any(1)
+    lo, hi = dose_range(fit.dose, fit.used)
+    with np.errstate(all="ignore"):
+        tq = np.where(
+            fit.df_residual > 0,
+            stats.t.ppf(0.5 + conf_level / 2, np.maximum(fit.df_residual, 1)),
+            np.nan,
+        )
+    sorted_pos = np.sort(np.where(positive, fit.dose, np.inf), 1)
+    distinct = np.isfinite(sorted_pos)
+    distinct[:, 1:] &= sorted_pos[:, 1:] != sorted_pos[:, :-1]
+    col = {
+        "concentration_unit": np.asarray(units, dtype=object),
+        "model": np.full(n_curves, fit.model, dtype=object),
+        "n": fit.n.astype(int),
+        "n_doses": distinct.sum(1).astype(int),
+        "min_dose": lo,
+        "max_dose": hi,
+        "converged": fit.converged.astype(bool),
+    }
+    se_free = fit.se
+    free_names = [fit.names[k] for k in fit.free]
+    for k, name in enumerate(m.param_names):
+        est = fit.theta[:, k]
+        is_fixed = name in fit.fixed
+        se = np.full(n_curves, np.nan) if is_fixed else se_free[:, free_names.index(name)]
+        col[name] = est.copy()
+        col[f"{name}_se"] = se
+        col[f"{name}_lower"] = np.full(n_curves, np.nan) if is_fixed else est - tq * se
+        col[f"{name}_upper"] = np.full(n_curves, np.nan) if is_fixed else est + tq * se
+        col[f"{name}_fixed"] = np.full(n_curves, is_fixed)
+    tested = (lo, hi)
+
+    def ed_block(prefix, level, kind):
+        got = ed_many(
+            fit.model, fit.theta, fit.covariance, fit.free, fit.df_residual, level, kind,
+            tested, units, conf_level,
+        )  # fmt: skip
+        col[prefix] = got["estimate"]
+        col[f"{prefix}_se"] = got["se"]
+        col[f"{prefix}_lower"] = got["lower"]
+        col[f"{prefix}_upper"] = got["upper"]
+        col[f"{prefix}_reached"] = got["reached"].astype(bool)
+        col[f"{prefix}_display"] = got["display"]
+
+    ed_block("ic50_rel", 50.0, "relative")
+    ed_block("ic50_abs", 0.5, "absolute")
+    for level in ed_levels:
+        if level != 50:
+            ed_block(f"ed{level:g}", float(level), "relative")
+    e = fit.theta[:, 3]
+    e_se = col["e_se"]
+    with np.errstate(all="ignore"):
+        col["log_ic50"] = np.where(e > 0, np.log10(e), np.nan)
+        col["log_ic50_se"] = np.where(e > 0, e_se / (e * np.log(10)), np.nan)
+    col["hill_slope"] = -fit.theta[:, 0]
+    auc = np.where(has_pos, area_under_curve_many(fit.model, fit.theta, lo, hi), np.nan)
+    col["auc"] = auc
+    col["activity_area"] = 1.0 - auc
+    col["rss"] = fit.rss
+    col["df_residual"] = fit.df_residual.astype(int)
+    col["sigma"] = fit.sigma
+    col["aic"] = fit.aic
+    # no covariance (Hessian not positive definite): the optimum lies in a flat
+    # valley, so the parameters are not identified and their digits depend on
+    # floating-point details; they are not reported (byte-stable tables)
+    blank = ~np.isfinite(fit.covariance).reshape(n_curves, -1).any(1) & (fit.n > 0)
+    for name in [*m.param_names, "log_ic50", "hill_slope"]:
+        if name not in fit.fixed:
+            col[name] = np.where(blank, np.nan, col[name])
+    col["auc"] = np.where(blank, np.nan, col["auc"])
+    col["activity_area"] = np.where(blank, np.nan, col["activity_area"])
+    lof = lack_of_fit_many(fit)
+    col["lack_of_fit_f"] = lof["f"]
+    col["lack_of_fit_p"] = lof["p"]
+    col["flat_p"] = fit.flat_pvalue
+    col["conf_level"] = np.full(n_curves, conf_level)
+    return col
+
+
+def _gr_table(viability: pd.DataFrame, obs: pd.DataFrame) -> pd.DataFrame:
+    """GR metrics of every fit from blank-subtracted counts (Hafner et al. 2016).
+
+    Returns one row per fit with time-zero data (index ``_fit``), or an empty frame.
+    """
+    role = viability["role"].astype(str)
+    time0 = viability[role == "time0"]
     if time0.empty:
-        return {}
+        return pd.DataFrame()
     t0 = time0.assign(count=time0["signal"] - time0["blank_mean"])
-    t0 = t0.groupby(["cell_line", "condition", "replicate"])["count"].mean()
-    treated = group_rows[group_rows["role"] == "treated"]
-    index = list(zip(treated["cell_line"], treated["condition"], treated["replicate"], strict=True))
+    t0 = t0.groupby(["cell_line", "condition", "replicate"], observed=True)["count"].mean()
+    treated = obs[obs["role"].astype(str) == "treated"]
+    index = pd.MultiIndex.from_frame(treated[["cell_line", "condition", "replicate"]])
     count0 = t0.reindex(index).to_numpy(float)
-    if not np.isfinite(count0).any():
-        return {}
+    has_t0 = pd.Series(np.isfinite(count0)).groupby(treated["_fit"].to_numpy()).any()
     data = pd.DataFrame(
         {
-            "curve": "curve",
+            "_fit": treated["_fit"].to_numpy(),
             "concentration": treated["concentration"].to_numpy(float),
             "cell_count": (treated["signal"] - treated["blank_mean"]).to_numpy(float),
             "cell_count__ctrl": (treated["vehicle_mean"] - treated["blank_mean"]).to_numpy(float),
             "cell_count__time0": count0,
         }
-    ).dropna()
+    )
+    data = data[data["_fit"].isin(has_t0.index[has_t0])].dropna()
     if data.empty:
-        return {}
-    gr = gr_metrics(data, keys=("curve",)).iloc[0]
-    return {
-        "gr50": gr["GR50"],
-        "gr_max": gr["GRmax"],
-        "gr_inf": gr["GRinf"],
-        "gr_aoc": gr["GR_AOC"],
-        "gec50": gr["GEC50"],
-        "gr_hill": gr["Hill"],
-        "gr_fit": gr["fit"],
-        "gr_p": gr["pval"],
-    }
+        return pd.DataFrame()
+    gr = gr_metrics(data, keys=("_fit",)).set_index("_fit")
+    return pd.DataFrame(
+        {
+            "gr50": gr["GR50"],
+            "gr_max": gr["GRmax"],
+            "gr_inf": gr["GRinf"],
+            "gr_aoc": gr["GR_AOC"],
+            "gec50": gr["GEC50"],
+            "gr_hill": gr["Hill"],
+            "gr_fit": gr["fit"],
+            "gr_p": gr["pval"],
+        }
+    )
 
 
 def fit_curves(
@@ -288,8 +482,14 @@ def fit_curves(
     by_replicate: bool = False,
     exclude=None,
     band_points: int = 121,
+    method: str = "batch",
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Fit every dose-response curve of a viability table.
+
+    All curves are fitted at once (:func:`sepher.doseresponse.manyfit.fit_many`,
+    curves grouped by their number of wells so that each curve's digits do not
+    depend on the others); every step after the fits (outliers, EDs, AUC,
+    lack of fit, bands) is vectorised over the curves too.
 
     Parameters
     ----------
@@ -319,6 +519,9 @@ def fit_curves(
         outliers of the pooled fits, so that per-replicate fits use the same wells).
     band_points : int
         Number of doses of the fitted-curve grid (log-spaced over the tested range).
+    method : {"batch", "multistart"}
+        ``"multistart"``: each curve by :func:`~sepher.doseresponse.fit_curve`
+        (10 starts per model, a Python loop; the reference path, ~100x slower).
 
     Returns
     -------
@@ -334,71 +537,113 @@ def fit_curves(
         replicate, dose, fitted, se, lower, upper``.
     """
     fixed = dict(fixed or {})
-    treated = viability[viability["role"] == "treated"]
     keys = list(CURVE_KEYS)
-    groups = treated[keys].drop_duplicates().sort_values(keys).itertuples(index=False)
-    fit_rows, resid_rows, curve_rows = [], [], []
-    for cell_line, condition, drug in groups:
-        all_obs = curve_observations(viability, cell_line, condition, drug)
-        replicates = sorted(set(all_obs["replicate"])) if by_replicate else [POOLED]
-        for replicate in replicates:
-            obs = all_obs if replicate == POOLED else all_obs[all_obs["replicate"] == replicate]
-            fit, outlier, aics = _fit_one(
-                obs, model, candidate_models, outliers, outlier_q, robust_loss, fixed, exclude
-            )
-            ident = {"cell_line": cell_line, "condition": condition, "drug": drug}
-            if by_replicate:
-                ident["replicate"] = replicate
-            unit = obs.loc[obs["role"] == "treated", "concentration_unit"].iloc[0]
-            row = {**ident, **_fit_summary(fit, unit, ed_levels, conf_level)}
-            for name in candidate_models:
-                row[f"aic_{name.replace('.', '')}"] = aics[name]
-            finite = {k: v for k, v in aics.items() if np.isfinite(v)}
-            row["aic_best_model"] = min(finite, key=finite.get) if finite else ""
-            flagged = obs[outlier]
-            row["n_outliers"] = int(outlier.sum())
-            row["outlier_wells"] = "; ".join(
-                f"{p}:{w}" for p, w in zip(flagged["plate_id"], flagged["well"], strict=True)
-            )
-            row["n_replicates"] = obs["replicate"].nunique()
-            flags = list(fit.flags)
-            if outlier.any():
-                how = f"ROUT Q={outlier_q:g}" if exclude is None else "outliers of the pooled fit"
-                flags.append(f"{int(outlier.sum())} outlier well(s) left out ({how})")
-            row["flags"] = "; ".join(flags)
-            row.update(_gr_columns(viability, keys, obs))
-            fit_rows.append(row)
-            predicted = fit.predict(obs["concentration"].to_numpy(float))
-            resid = obs["viability"].to_numpy(float) - predicted
-            resid_rows.append(
-                obs[
-                    [
-                        "plate_id",
-                        "well",
-                        "role",
-                        *keys,
-                        "replicate",
-                        "concentration",
-                        "concentration_unit",
-                    ]
-                ]
-                .assign(concentration_unit=unit, viability=obs["viability"])
-                .assign(
-                    fit_replicate=replicate,
-                    fitted=predicted,
-                    residual=resid,
-                    std_residual=resid / fit.sigma if fit.sigma > 0 else np.nan,
-                    outlier=outlier,
-                )
-            )
-            xpos = fit.dose[fit.dose > 0]
-            if xpos.size and fit.converged:
-                grid = np.geomspace(xpos.min(), xpos.max(), band_points)
-                band = confidence_band(fit, grid, conf_level)
-                curve_rows.append(band.assign(**{**ident, "replicate": replicate}))
-    fits = pd.DataFrame(fit_rows)
-    residuals = pd.concat(resid_rows, ignore_index=True)
-    curves = pd.concat(curve_rows, ignore_index=True)
+    obs, fits_id = _layout(viability, by_replicate)
+    n_fits = len(fits_id)
+    fit_of = obs["_fit"].to_numpy()
+    sizes = np.bincount(fit_of, minlength=n_fits)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    conc = obs["concentration"].to_numpy(float)
+    resp = obs["viability"].to_numpy(float)
+    excluded_obs = None
+    if exclude is not None:
+        pairs = pd.MultiIndex.from_arrays([obs["plate_id"], obs["well"]])
+        excluded_obs = pairs.isin(list(exclude)) if exclude else np.zeros(len(obs), bool)
+    n_obs = len(obs)
+    outlier_obs = np.zeros(n_obs, bool)
+    fitted_obs = np.full(n_obs, np.nan)
+    sigma_obs = np.full(n_obs, np.nan)
+    columns, flags, aic_cols = {}, [None] * n_fits, {}
+    band_parts = []
+    units = fits_id["concentration_unit"].to_numpy(object)
+    blocks = []  # curves with the same number of wells, at most CHUNK at a time
+    for size in np.unique(sizes):
+        same = np.nonzero(sizes == size)[0]
+        blocks += [same[k : k + CHUNK] for k in range(0, same.size, CHUNK)]
+    for block in blocks:
+        size = sizes[block[0]]
+        rows = offsets[block][:, None] + np.arange(size)[None, :]
+        x, y = conc[rows], resp[rows]
+        excluded = None if excluded_obs is None else excluded_obs[rows]
+        fit, outlier, aics = _fit_block(
+            x, y, excluded, model=model, candidates=candidate_models, outliers=outliers,
+            outlier_q=outlier_q, robust_loss=robust_loss, fixed=fixed, method=method,
+        )  # fmt: skip
+        part = _summary_columns(fit, units[block], ed_levels, conf_level)
+        for name, value in part.items():
+            if name not in columns:
+                columns[name] = np.empty(n_fits, dtype=np.asarray(value).dtype)
+            columns[name][block] = value
+        for name in candidate_models:
+            aic_cols.setdefault(name, np.full(n_fits, np.nan))[block] = aics[name]
+        for j, f in zip(block, fit.flags, strict=True):
+            flags[j] = list(f)
+        outlier_obs[rows] = outlier
+        fitted_obs[rows] = fit.predict(x)
+        sigma_obs[rows] = fit.sigma[:, None]
+        # fitted curve and band on a log grid over the tested (used) doses
+        drawn = np.nonzero(fit.converged & (fit.used & (x > 0)).any(1))[0]
+        if drawn.size:
+            lo, hi = dose_range(x[drawn], fit.used[drawn])
+            grid = np.geomspace(lo, hi, band_points, axis=1)
+            sub = ManyFits(
+                model=fit.model, names=fit.names, fixed=fit.fixed, theta=fit.theta[drawn],
+                covariance=fit.covariance[drawn], rss=fit.rss[drawn], n=fit.n[drawn],
+                df_residual=fit.df_residual[drawn], converged=fit.converged[drawn],
+                aic=fit.aic[drawn], flat_pvalue=fit.flat_pvalue[drawn], flags=[],
+                dose=grid, response=grid, used=np.zeros(grid.shape, bool),
+            )  # fmt: skip
+            band_parts.append((block[drawn], grid, *_band_many(sub, grid, conf_level)))
+
+    fits = fits_id[keys + (["replicate"] if by_replicate else [])].copy()
+    for name, value in columns.items():
+        fits[name] = value
+    for name in candidate_models:
+        fits[f"aic_{name.replace('.', '')}"] = aic_cols[name]
+    aic_table = np.column_stack([aic_cols[name] for name in candidate_models])
+    finite = np.isfinite(aic_table)
+    # lowest AIC; ties within AIC_TIE (e.g. LL.4 and W1.4 both fitting a step
+    # between two doses, equal up to rounding) go to the first candidate
+    lowest = np.where(finite, aic_table, np.inf).min(1, keepdims=True)
+    best = np.argmax(finite & (aic_table <= lowest + AIC_TIE), 1)
+    fits["aic_best_model"] = np.where(
+        finite.any(1), np.asarray(candidate_models, dtype=object)[best], ""
+    )
+    n_outliers = np.bincount(fit_of, weights=outlier_obs, minlength=n_fits).astype(int)
+    fits["n_outliers"] = n_outliers
+    flagged = obs.loc[outlier_obs, ["_fit", "plate_id", "well"]]
+    wells = (
+        (flagged["plate_id"].astype(str) + ":" + flagged["well"].astype(str))
+        .groupby(flagged["_fit"].to_numpy())
+        .agg("; ".join)
+    )
+    fits["outlier_wells"] = wells.reindex(np.arange(n_fits), fill_value="").to_numpy(object)
+    fits["n_replicates"] = (
+        obs.groupby("_fit", sort=True)["replicate"].nunique().reindex(np.arange(n_fits)).to_numpy()
+    )
+    how = f"ROUT Q={outlier_q:g}" if exclude is None else "outliers of the pooled fit"
+    for j in np.nonzero(n_outliers)[0]:
+        flags[j].append(f"{n_outliers[j]} outlier well(s) left out ({how})")
+    fits["flags"] = ["; ".join(f) for f in flags]
+    gr = _gr_table(viability, obs)
+    for name in gr.columns:
+        fits[name] = gr[name].reindex(np.arange(n_fits)).to_numpy()
+
+    unit_obs = units[fit_of]
+    residual = resp - fitted_obs
+    residuals = obs[
+        ["plate_id", "well", "role", *keys, "replicate", "concentration", "concentration_unit"]
+    ].assign(
+        concentration_unit=unit_obs,
+        viability=resp,
+        fit_replicate=fits_id["replicate"].to_numpy(object)[fit_of],
+        fitted=fitted_obs,
+        residual=residual,
+        std_residual=np.where(
+            sigma_obs > 0, residual / np.where(sigma_obs > 0, sigma_obs, 1.0), np.nan
+        ),  # fmt: skip
+        outlier=outlier_obs,
+    )
     order = keys + (["replicate"] if by_replicate else [])
     fits = fits.sort_values(order, kind="stable").reset_index(drop=True)
     residuals = residuals.sort_values(
@@ -406,68 +651,25 @@ def fit_curves(
     ).reset_index(drop=True)
     if not by_replicate:
         residuals = residuals.drop(columns="fit_replicate")
-    curves = curves[[*keys, "replicate", "dose", "fitted", "se", "lower", "upper"]]
+    curves = _curves_table(fits_id, band_parts, band_points)
     return fits, residuals, curves
 
 
-def _fit_summary(fit: FitResult, unit: str, ed_levels, conf_level) -> dict:
-    xpos = fit.dose[fit.dose > 0]
-    dose_range = (xpos.min(), xpos.max()) if xpos.size else None
-    tq = _t(conf_level, fit.df_residual)
-    row = {
-        "concentration_unit": unit,
-        "model": fit.model,
-        "n": fit.n,
-        "n_doses": int(np.unique(xpos).size),
-        "min_dose": float(xpos.min()) if xpos.size else np.nan,
-        "max_dose": float(xpos.max()) if xpos.size else np.nan,
-        "converged": fit.converged,
-    }
-    for name in get_model(fit.model).param_names:
-        est = fit.params[name]
-        se = fit.se.get(name, np.nan)
-        row[name] = est
-        row[f"{name}_se"] = se
-        row[f"{name}_lower"] = est - tq * se if name not in fit.fixed else np.nan
-        row[f"{name}_upper"] = est + tq * se if name not in fit.fixed else np.nan
-        row[f"{name}_fixed"] = name in fit.fixed
-    row.update(
-        _ed_columns(fit, lambda _: "ic50_rel", [50], "relative", conf_level, unit, dose_range)
-    )
-    row.update(
-        _ed_columns(fit, lambda _: "ic50_abs", [0.5], "absolute", conf_level, unit, dose_range)
-    )
-    others = [level for level in ed_levels if level != 50]
-    if others:
-        row.update(
-            _ed_columns(
-                fit, lambda lv: f"ed{lv:g}", others, "relative", conf_level, unit, dose_range
-            )
-        )
-    e, e_se = fit.params.get("e", np.nan), fit.se.get("e", np.nan)
-    row["log_ic50"] = fit.log_ic50
-    row["log_ic50_se"] = e_se / (e * np.log(10)) if e > 0 else np.nan
-    row["hill_slope"] = fit.hill_slope
-    row["auc"] = area_under_curve(fit, dose_range) if dose_range else np.nan
-    row["activity_area"] = activity_area(fit, 1.0, dose_range) if dose_range else np.nan
-    row["rss"] = fit.rss
-    row["df_residual"] = fit.df_residual
-    row["sigma"] = fit.sigma
-    row["aic"] = fit.aic
-    if not np.isfinite(fit.covariance.to_numpy()).any() and fit.n > 0:
-        # no covariance (Hessian not positive definite): the optimum lies in a flat
-        # valley, so the parameters are not identified and their digits depend on
-        # floating-point details; they are not reported (byte-stable tables)
-        for name in [*get_model(fit.model).param_names, "log_ic50", "hill_slope"]:
-            if name not in fit.fixed:
-                row[name] = np.nan
-        row["auc"] = row["activity_area"] = np.nan
-    lof = lack_of_fit(fit) if np.isfinite(fit.rss) else {"f": np.nan, "p": np.nan}
-    row["lack_of_fit_f"] = lof["f"]
-    row["lack_of_fit_p"] = lof["p"]
-    row["flat_p"] = fit.flat_pvalue
-    row["conf_level"] = conf_level
-    return row
+def _curves_table(fits_id, band_parts, band_points) -> pd.DataFrame:
+    """Long table of the fitted curves and bands, fits in order."""
+    keys = list(CURVE_KEYS)
+    columns = [*keys, "replicate", "dose", "fitted", "se", "lower", "upper"]
+    if not band_parts:
+        return pd.DataFrame(columns=columns)
+    which = np.concatenate([p[0] for p in band_parts])
+    order = np.argsort(which, kind="stable")
+    stacked = [np.concatenate([p[k] for p in band_parts])[order] for k in range(1, 6)]
+    which = which[order]
+    ident = fits_id.iloc[np.repeat(which, band_points)].reset_index(drop=True)
+    table = ident[[*keys, "replicate"]].copy()
+    for name, value in zip(["dose", "fitted", "se", "lower", "upper"], stacked, strict=True):
+        table[name] = value.ravel()
+    return table[columns]
 
 
 def compare_conditions(
