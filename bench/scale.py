@@ -124,6 +124,9 @@ def write_config(directory: Path, stage: str, input_path: Path) -> Path:
     for key in ("cohort", "plates", "images"):
         config[key] = None
     config[INPUT_KEY[stage]] = str(input_path)
+    if stage == "doseresponse":
+        # the simulated screen: drugs D01..D10, one condition ("screen") per line
+        config["doseresponse"].update(drug="D01", comparisons=[], figure_conditions=["screen"])
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
