@@ -1,4 +1,5 @@
-# Start-up check of the dose-response stage (included from rules/doseresponse.smk):
+# Start-up check and input functions of the dose-response stage (included from
+# rules/doseresponse.smk):
 # the plates table, and what the doseresponse config names in it, validated once
 # at parse time, before any job runs.
 
@@ -35,3 +36,57 @@ def _validate_plates_once():
 
 if configured("plates") and workflow.is_main_process:
     _validate_plates_once()
+
+
+_DR_SHARDS = []
+
+
+def doseresponse_shards():
+    """Shard id -> cell lines: whole lines, about plates_per_job plates per shard.
+
+    Read from the plates table (two columns) once per process and remembered
+    per (file content, plates_per_job) under .snakemake/, so SLURM jobs and
+    reruns do not read the table again. Shards are dr0001, dr0002, ... in
+    cell-line order.
+    """
+    if _DR_SHARDS:
+        return _DR_SHARDS[0]
+    import hashlib
+    import json
+
+    import pandas as pd
+
+    from sepher.io.provenance import sha256
+
+    size = int(DOSERESPONSE["plates_per_job"])
+    key = hashlib.sha256(f"{sha256(config['plates'])}:{size}".encode()).hexdigest()
+    cache = Path(".snakemake", "sepher-validated", f"plates-shards-{key}.json")
+    if cache.exists():
+        shards = json.loads(cache.read_text())
+    else:
+        pairs = pd.read_csv(
+            config["plates"], usecols=["plate_id", "cell_line"], dtype=str
+        ).drop_duplicates()
+        plates_per_line = pairs.groupby("cell_line", sort=True)["plate_id"].nunique()
+        shards, current, n_plates = {}, [], 0
+        for line, n in plates_per_line.items():
+            if current and n_plates + n > size:
+                shards[f"dr{len(shards) + 1:04d}"] = current
+                current, n_plates = [], 0
+            current.append(line)
+            n_plates += n
+        if current:
+            shards[f"dr{len(shards) + 1:04d}"] = current
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(shards))
+    _DR_SHARDS.append(shards)
+    return shards
+
+
+def dr_shard_files(name):
+    """One file `name` per shard, in shard order."""
+    return expand(
+        "results/doseresponse/shards/{shard}/{name}",
+        shard=list(doseresponse_shards()) if configured("plates") else [],
+        name=name,
+    )
