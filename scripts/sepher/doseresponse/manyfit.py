@@ -1090,26 +1090,10 @@ def lack_of_fit_many(fit: ManyFits) -> dict:
         ``rss_anova, df_anova, f, p`` (``f``, ``p`` NaN without replicate
         doses or without a fit).
     """
-    x, y, used = fit.dose, fit.response, fit.used
-    n_curves, width = x.shape
-    key = np.where(used, x, np.inf)
-    order = np.argsort(key, axis=1, kind="stable")
-    xs = np.take_along_axis(key, order, 1)
-    ys = np.take_along_axis(np.where(used, y, 0.0), order, 1)
-    us = np.take_along_axis(used, order, 1)
-    new = us.copy()
-    new[:, 1:] &= xs[:, 1:] != xs[:, :-1]
-    gid = np.maximum(np.cumsum(new, 1) - 1, 0)
-    n_groups = max(int(new.sum(1).max()), 1) if n_curves else 1
-    flat = (np.arange(n_curves)[:, None] * n_groups + gid).ravel()
-    size = n_curves * n_groups
-    count = np.bincount(flat, weights=us.ravel().astype(float), minlength=size)
-    total = np.bincount(flat, weights=ys.ravel(), minlength=size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (total / count)[flat].reshape(n_curves, width)
-    dev = np.where(us, ys - np.where(us, mean, 0.0), 0.0)
-    rss_anova = (dev * dev).sum(1)
-    df_anova = fit.n - new.sum(1)
+    per_dose = _by_dose(fit.dose, fit.response, fit.used)
+    n_curves = fit.dose.shape[0]
+    rss_anova = per_dose["within"]
+    df_anova = fit.n - per_dose["n_unique"]
     df_model = fit.df_residual
     f = np.full(n_curves, np.nan)
     p = np.full(n_curves, np.nan)
