@@ -2,12 +2,13 @@
 # scoring (one job per tile) -> per-biopsy ASCO/CAP scores -> fig4.
 import re
 
-from sepher.io.samplesheet import read_sample_sheet
-
-# The IHC rows, read (and the whole sheet validated) once at parse time: a bad
-# row stops the run here, before any job, naming file, row, column and value.
+# The IHC rows of the images sheet (read and validated once: images_sheet,
+# rules/common.smk).
 IHC_SHEET = (
-    read_sample_sheet(config["images"], assay="IHC").set_index("image_id", drop=False)
+    images_sheet()
+    .query("assay == 'IHC'")
+    .reset_index(drop=True)
+    .set_index("image_id", drop=False)
     if configured("images")
     else None
 )

@@ -15,9 +15,7 @@ def if_sheet():
     if not configured("images"):
         return None
     if not _IF_SHEET:
-        from sepher.io.samplesheet import read_sample_sheet
-
-        sheet = read_sample_sheet(config["images"])
+        sheet = images_sheet()
         sheet = sheet[sheet["assay"] == "IF"]
         _IF_SHEET.append(sheet.set_index("image_id", drop=False))
     return _IF_SHEET[0]
@@ -52,28 +50,40 @@ def if_batches():
     return _IF_BATCHES[0]
 
 
+#: Sample-sheet columns a measuring job needs, per field.
+_IF_ROW_COLUMNS = [
+    "image_id",
+    "file",
+    "pixel_size_um",
+    "her2_channel",
+    "nuclear_channel",
+    "membrane_channel",
+    "cell_line",
+    "condition",
+    "replicate",
+]
+_IF_ROWS = []
+
+
+def if_rows():
+    """Image id -> its sample-sheet row as plain Python values (made once per process)."""
+    if not _IF_ROWS:
+        sheet = if_sheet()
+        rows = {}
+        if sheet is not None:
+            for row in sheet[_IF_ROW_COLUMNS].to_dict("records"):
+                row = {
+                    k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()
+                }
+                rows[row["image_id"]] = row
+        _IF_ROWS.append(rows)
+    return _IF_ROWS[0]
+
+
 def if_batch_rows(wildcards):
     """Sample-sheet rows of one batch (what the measuring job needs)."""
-    sheet = if_sheet()
-    columns = [
-        "image_id",
-        "file",
-        "pixel_size_um",
-        "her2_channel",
-        "nuclear_channel",
-        "membrane_channel",
-        "cell_line",
-        "condition",
-        "replicate",
-    ]
-    rows = sheet.loc[if_batches()[wildcards.batch], columns]
-    return [
-        {
-            key: (value.item() if hasattr(value, "item") else value)
-            for key, value in row.items()
-        }
-        for row in rows.to_dict("records")
-    ]
+    rows = if_rows()
+    return [dict(rows[image_id]) for image_id in if_batches()[wildcards.batch]]
 
 
 IF_BATCH_FILES = {
@@ -90,23 +100,22 @@ def if_per_batch(kind):
 
 
 def if_image_files(wildcards=None):
-    sheet = if_sheet()
-    return [] if sheet is None else [sheet.loc[i, "file"] for i in if_image_ids()]
+    rows = if_rows()
+    return [rows[i]["file"] for i in if_image_ids()]
 
 
 def if_fields():
     """Image id -> file, channel roles and label pages, for the figures' image panels."""
-    sheet = if_sheet()
-    if sheet is None:
-        return {}
+    rows = if_rows()
     fields = {}
     for batch, ids in if_batches().items():
         for page, image_id in enumerate(ids):
+            row = rows[image_id]
             fields[image_id] = {
-                "file": sheet.loc[image_id, "file"],
-                "pixel_size_um": float(sheet.loc[image_id, "pixel_size_um"]),
-                "her2_channel": int(sheet.loc[image_id, "her2_channel"]),
-                "nuclear_channel": int(sheet.loc[image_id, "nuclear_channel"]),
+                "file": row["file"],
+                "pixel_size_um": float(row["pixel_size_um"]),
+                "her2_channel": int(row["her2_channel"]),
+                "nuclear_channel": int(row["nuclear_channel"]),
                 "nuclei": IF_BATCH_FILES["nuclei"].format(batch=batch),
                 "cells": IF_BATCH_FILES["labels"].format(batch=batch),
                 "page": page,

@@ -37,6 +37,13 @@ class InputError(ValueError):
         self.hint = hint
         super().__init__(self.message())
 
+    def __reduce__(self):
+        # picklable with its fields (a start-up check worker process hands it back)
+        return (
+            type(self),
+            (self.file, self.expected, self.row, self.column, self.value, self.hint),
+        )
+
     def message(self) -> str:
         where = [f"file {self.file}"]
         if self.row is not None:

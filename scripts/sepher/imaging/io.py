@@ -91,7 +91,14 @@ def _to_cyx(data: np.ndarray, axes: str, path: str) -> np.ndarray:
     raise InputError(path, "a 2-D image with axes (C,) Y, X", value=f"axes {axes} {data.shape}")
 
 
-def read_image(path, pixel_size_um: float | None = None, channels=None) -> tuple[np.ndarray, float]:
+def _read_tiff(tif: tifffile.TiffFile):
+    series = tif.series[0]
+    return series.asarray(), series.axes, tiff_pixel_size_um(tif)
+
+
+def read_image(
+    path, pixel_size_um: float | None = None, channels=None, tif: tifffile.TiffFile | None = None
+) -> tuple[np.ndarray, float]:
     """Read a 2-D (multi-channel) image as a (C, Y, X) array.
 
     Parameters
@@ -104,6 +111,10 @@ def read_image(path, pixel_size_um: float | None = None, channels=None) -> tuple
         file's value wins and a warning is issued.
     channels : sequence of int, optional
         0-based channel indices to keep (in that order); all by default.
+    tif : tifffile.TiffFile, optional
+        `path` already opened by the caller (the start-up check, which reads
+        the TIFF header first); read from it instead of opening the file again.
+        The caller closes it.
 
     Returns
     -------
@@ -126,12 +137,11 @@ def read_image(path, pixel_size_um: float | None = None, channels=None) -> tuple
     file_px = None
     suffix = path.suffix.lower()
     try:
-        if suffix in (".tif", ".tiff", ".btf") or name.lower().endswith(".ome.tif"):
-            with tifffile.TiffFile(path) as tif:
-                series = tif.series[0]
-                data = series.asarray()
-                axes = series.axes
-                file_px = tiff_pixel_size_um(tif)
+        if tif is not None:
+            data, axes, file_px = _read_tiff(tif)
+        elif suffix in (".tif", ".tiff", ".btf") or name.lower().endswith(".ome.tif"):
+            with tifffile.TiffFile(path) as opened:
+                data, axes, file_px = _read_tiff(opened)
         else:
             data = np.asarray(skio.imread(path))
             axes = {2: "YX", 3: "YXS"}.get(data.ndim, "?" * data.ndim)

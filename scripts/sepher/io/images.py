@@ -60,6 +60,19 @@ def _quiet_tifffile():
         logger.propagate = propagate
 
 
+def _truncation(tif, size, messages) -> str | None:
+    """How an open TIFF of `size` bytes is cut short, or None (see :func:`tiff_truncation`)."""
+    end = 0
+    for page in tif.pages:
+        for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
+            end = max(end, int(offset) + int(count))
+    if end > size:
+        return f"the file has {size} bytes but its TIFF header places image data up to byte {end}"
+    if any("offset" in message for message in messages):
+        return f"the file has {size} bytes but its TIFF header points to a page past its end"
+    return None
+
+
 def tiff_truncation(path) -> str | None:
     """How a TIFF file is cut short, in words, or None when it is complete.
 
@@ -72,17 +85,9 @@ def tiff_truncation(path) -> str | None:
     with _quiet_tifffile() as messages:
         try:
             with tifffile.TiffFile(path) as tif:
-                end = 0
-                for page in tif.pages:
-                    for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
-                        end = max(end, int(offset) + int(count))
+                return _truncation(tif, size, messages)
         except Exception:
             return None
-    if end > size:
-        return f"the file has {size} bytes but its TIFF header places image data up to byte {end}"
-    if any("offset" in message for message in messages):
-        return f"the file has {size} bytes but its TIFF header points to a page past its end"
-    return None
 
 
 def _row_label(index, image_id):
@@ -108,29 +113,54 @@ def _reader_failed(sheet_file, index, row, error: InputError):
     _fail(sheet_file, index, row, expected, hint=error.hint)
 
 
+def _fail_truncated(sheet_file, index, row, cut):
+    _fail(
+        sheet_file,
+        index,
+        row,
+        f"a complete TIFF file ({cut}: truncated)",
+        hint="Copy the image again from its source (an interrupted copy or download "
+        "leaves a truncated file).",
+    )
+
+
 def _check_complete(sheet_file, index, row):
     if not row["file"].lower().endswith(_TIFF_SUFFIXES):
         return
     cut = tiff_truncation(row["file"])
     if cut is not None:
-        _fail(
-            sheet_file,
-            index,
-            row,
-            f"a complete TIFF file ({cut}: truncated)",
-            hint="Copy the image again from its source (an interrupted copy or download "
-            "leaves a truncated file).",
-        )
+        _fail_truncated(sheet_file, index, row, cut)
+
+
+def _open_tiff(file):
+    try:
+        return tifffile.TiffFile(file)
+    except Exception:  # not a TIFF, or its header is unreadable: the reader says which
+        return None
 
 
 def _check_if_image(sheet_file, index, row):
+    """Truncation (from the header), then every pixel, of one IF image: one open of the file."""
     from sepher.imaging.io import read_image  # imports the imaging stage: only when checking
 
-    with _quiet_tifffile():
+    file = row["file"]
+    with _quiet_tifffile() as messages:
+        tif = _open_tiff(file) if file.lower().endswith(_TIFF_SUFFIXES) else None
         try:
-            image, _ = read_image(row["file"], pixel_size_um=float(row["pixel_size_um"]))
-        except InputError as error:
-            _reader_failed(sheet_file, index, row, error)
+            if tif is not None:
+                try:
+                    cut = _truncation(tif, os.path.getsize(file), messages)
+                except Exception:
+                    cut = None  # the reader reports what is wrong
+                if cut is not None:
+                    _fail_truncated(sheet_file, index, row, cut)
+            try:
+                image, _ = read_image(file, pixel_size_um=float(row["pixel_size_um"]), tif=tif)
+            except InputError as error:
+                _reader_failed(sheet_file, index, row, error)
+        finally:
+            if tif is not None:
+                tif.close()
     n = image.shape[0]
     for column in IF_CHANNEL_COLUMNS:
         channel = int(row[column])
@@ -176,7 +206,21 @@ def _check_ihc_image(sheet_file, index, row):
         )
 
 
-def check_sheet_images(sheet, sheet_file) -> None:
+def _check_rows(sheet_file, rows) -> InputError | None:
+    """Check (index, row) pairs in order; the first problem, or None."""
+    try:
+        for index, row in rows:
+            if row["assay"] == "IF":
+                _check_if_image(sheet_file, index, row)
+            else:
+                _check_complete(sheet_file, index, row)
+                _check_ihc_image(sheet_file, index, row)
+    except InputError as error:
+        return error
+    return None
+
+
+def check_sheet_images(sheet, sheet_file, workers: int = 1) -> None:
     """Open every image of a validated sample sheet; raise at the first bad one.
 
     Parameters
@@ -186,6 +230,10 @@ def check_sheet_images(sheet, sheet_file) -> None:
         (index = 0-based sheet row, with the ``file`` column).
     sheet_file : str or Path
         The sample sheet, named in messages.
+    workers : int
+        Processes that read images at once (1: this process only). With more,
+        the sheet is checked in blocks of consecutive rows and the error
+        raised is still that of the first bad row in sheet order.
 
     Raises
     ------
@@ -196,12 +244,43 @@ def check_sheet_images(sheet, sheet_file) -> None:
         expectation.
     """
     sheet_file = str(sheet_file)
-    for index, row in sheet.iterrows():
-        _check_complete(sheet_file, index, row)
-        if row["assay"] == "IF":
-            _check_if_image(sheet_file, index, row)
-        else:
-            _check_ihc_image(sheet_file, index, row)
+    rows = list(zip(sheet.index, sheet.to_dict("records"), strict=True))
+    if workers <= 1 or len(rows) < 2:
+        error = _check_rows(sheet_file, rows)
+    else:
+        error = _check_rows_parallel(sheet_file, rows, workers)
+    if error is not None:
+        raise error
+
+
+def _check_rows_parallel(sheet_file, rows, workers) -> InputError | None:
+    """:func:`_check_rows` over blocks of rows in `workers` forked processes.
+
+    Forked, so the workers start at once with everything this process has
+    imported; only while this process runs a single thread (Snakemake's
+    main process does while it reads the Snakefile), since a fork copies
+    other threads' locks half-taken. Otherwise the rows are checked here, one
+    after another. Blocks are collected in sheet order, so the first bad row
+    wins whichever worker reaches it first; the blocks after it are cancelled.
+    """
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return _check_rows(sheet_file, rows)
+    size = max(16, min(256, -(-len(rows) // (workers * 8))))
+    blocks = [rows[start : start + size] for start in range(0, len(rows), size)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_check_rows, sheet_file, block) for block in blocks]
+        for future in futures:
+            error = future.result()
+            if error is not None:
+                for later in futures:
+                    later.cancel()
+                return error
+    return None
 
 
 def image_stamp(sheet) -> list:
