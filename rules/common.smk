@@ -7,6 +7,12 @@ sys.path.insert(0, str(Path(workflow.basedir, "scripts")))
 
 from sepher.errors import InputError
 from sepher.io.config import check_config
+from sepher.scheduling import limit_reevaluation_timers
+
+# Snakemake's scheduler otherwise piles up re-evaluation timers: with
+# thousands of jobs its main process spends a core on them (see the module).
+if workflow.is_main_process:
+    limit_reevaluation_timers()
 
 SCHEMA = Path(workflow.basedir, "config", "schemas", "config.schema.yaml")
 _config_name = (
