@@ -55,6 +55,27 @@ def test_small_table_parses_and_normalises_wells(tmp_path):
     assert plates["time_h"].tolist() == [72, 72, 72, 72, 0]
 
 
+def test_padding_and_case_normalise_per_value(tmp_path):
+    """Values are stripped and wells/roles normalised per distinct value; the
+    same text in any row gives the same result, as element by element."""
+    table = small_plate()
+    table.loc[0, "well"] = " a1 "
+    table.loc[1, "well"] = "A2"
+    table.loc[2, "well"] = "a003"
+    table.loc[0, "cell_line"] = "  SKBR3"
+    table.loc[3, "role"] = " Blank"
+    table.loc[1, "signal"] = " 500 "
+    plates = read_plates(write(tmp_path, table))
+    assert plates["well"].tolist() == ["A01", "A02", "A03", "A04", "A01"]
+    assert set(plates["cell_line"]) == {"SKBR3"}
+    assert plates["role"].tolist() == ["treated", "treated", "vehicle", "blank", "time0"]
+    assert plates.loc[1, "signal"] == 500.0
+    # the error names the original (unstripped) row of a bad value
+    table.loc[4, "well"] = " z9 "
+    err = error_of(tmp_path, table)
+    assert (err.row, err.column, err.value) == (5, "well", "z9")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(InputError) as err:
         read_plates(tmp_path / "absent.csv")

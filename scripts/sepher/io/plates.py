@@ -64,6 +64,21 @@ def well_position(well: str) -> tuple[int, int]:
     return row, col
 
 
+def _per_value(column: pd.Series, function) -> pd.Series:
+    """`function` (Series -> Series of the same length) applied to each distinct value once.
+
+    A plates table repeats few values (plate ids, wells, cell lines, roles)
+    across millions of rows, and pandas' string methods loop in Python per
+    element; hashing the column and transforming its distinct values is
+    10-50 times faster and gives the same values.
+    """
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    result = function(pd.Series(uniques, dtype=object))
+    if isinstance(result, pd.DataFrame):
+        return result.take(codes).set_axis(column.index)
+    return pd.Series(result.to_numpy()[codes], index=column.index, name=column.name)
+
+
 def _fail(file, index, column, value, expected, hint=None):
     raise InputError(file, expected, row=int(index) + 1, column=column, value=value, hint=hint)
 
@@ -134,7 +149,7 @@ def read_plates(path) -> pd.DataFrame:
     if len(table) == 0:
         raise InputError(file, "at least one well row below the header (the table is empty)")
     for column in table.columns:
-        table[column] = table[column].str.strip()
+        table[column] = _per_value(table[column], lambda values: values.str.strip())
     for column in ("plate_id", "cell_line", "condition", "drug", "replicate"):
         empty = table[column] == ""
         if empty.any():
@@ -142,14 +157,25 @@ def read_plates(path) -> pd.DataFrame:
             what = "a replicate label (biological replicate)" if column == "replicate" else None
             _fail(file, index, column, "", what or f"a non-empty {column}")
     # well names, vectorised (the rule of well_position): A01..P24, any case, leading zeros
-    parts = table["well"].str.extract(_WELL)
-    column_number = pd.to_numeric(parts[1], errors="coerce")
-    bad = parts[0].isna() | ~column_number.between(1, 24)
+    def normal_wells(names):
+        parts = names.str.extract(_WELL)
+        number = pd.to_numeric(parts[1], errors="coerce")
+        good = parts[0].notna() & number.between(1, 24)
+        return pd.Series(
+            [
+                f"{letter.upper()}{int(n):02d}" if ok else None
+                for letter, n, ok in zip(parts[0], number, good, strict=True)
+            ],
+            dtype=object,
+        )
+
+    wells = _per_value(table["well"], normal_wells)
+    bad = wells.isna()
     if bad.any():
         index = bad.index[bad.to_numpy()][0]
         well = table.at[index, "well"]
         _fail(file, index, "well", well, "a well name A01..P24 (row letter A-P, column 1-24)")
-    table["well"] = parts[0].str.upper() + column_number.astype(int).map("{:02d}".format)
+    table["well"] = wells
     duplicated = table.duplicated(["plate_id", "well"])
     if duplicated.any():
         index = duplicated.index[duplicated.to_numpy()][0]
@@ -165,7 +191,7 @@ def read_plates(path) -> pd.DataFrame:
             f"each well once per plate (plate {table.at[index, 'plate_id']} already has it "
             f"at row {first + 1})",
         )
-    roles = table["role"].str.lower()
+    roles = _per_value(table["role"], lambda values: values.str.lower())
     unknown = ~roles.isin(ROLES)
     if unknown.any():
         index = unknown.index[unknown.to_numpy()][0]
