@@ -156,6 +156,7 @@ def read_plates(path) -> pd.DataFrame:
             index = empty.index[empty.to_numpy()][0]
             what = "a replicate label (biological replicate)" if column == "replicate" else None
             _fail(file, index, column, "", what or f"a non-empty {column}")
+
     # well names, vectorised (the rule of well_position): A01..P24, any case, leading zeros
     def normal_wells(names):
         parts = names.str.extract(_WELL)
