@@ -36,7 +36,7 @@ rule survival_endpoints:
     conda:
         "../envs/survival.yaml"
     resources:
-        mem_mb=2000,
+        mem_mb=cohort_mem_mb,
         runtime=20,
     params:
         group=SURVIVAL["group"],
@@ -63,7 +63,7 @@ rule survival_km:
     conda:
         "../envs/survival.yaml"
     resources:
-        mem_mb=2000,
+        mem_mb=cohort_mem_mb,
         runtime=20,
     params:
         group=SURVIVAL["group"],
@@ -93,7 +93,7 @@ rule survival_cox:
     conda:
         "../envs/survival.yaml"
     resources:
-        mem_mb=3000,
+        mem_mb=cohort_mem_mb,
         runtime=30,
     params:
         group=SURVIVAL["group"],
@@ -121,7 +121,7 @@ rule survival_table1:
     conda:
         "../envs/survival.yaml"
     resources:
-        mem_mb=2000,
+        mem_mb=cohort_mem_mb,
         runtime=20,
     params:
         group=SURVIVAL["group"],
@@ -148,7 +148,7 @@ rule survival_flow:
     conda:
         "../envs/survival.yaml"
     resources:
-        mem_mb=1000,
+        mem_mb=cohort_mem_mb,
         runtime=10,
     params:
         group=SURVIVAL["group"],
