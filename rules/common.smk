@@ -161,18 +161,12 @@ if configured("cohort") and workflow.is_main_process:
 
 
 def cohort_mem_mb(wildcards, attempt):
-    """Memory (MB) to request for a cohort-stage job, from the cohort file's size.
+    """Memory (MB) for a cohort-stage job, from the cohort file's size
+    (sepher.workflow.cohort_mem_mb: measured by `make scale`)."""
+    from sepher.workflow import cohort_mem_mb as from_size
 
-    The cohort stage holds the whole cohort (a Cox model needs all of it).
-    Measured by `make scale`: peak RSS about 150 MB + 9.5 MB per MB of
-    cohort CSV (1,000,000 patients: an 87 MB CSV, 954 MB peak). The request
-    is twice that, at least 1000 MB, and doubles on a retry.
-    """
-    size_mb = (
-        Path(config["cohort"]).stat().st_size / 1e6 if configured("cohort") else 0.0
-    )
-    need = max(1000, 2 * (150 + 10 * size_mb))
-    return int(attempt * 100 * -(-need // 100))
+    size = Path(config["cohort"]).stat().st_size if configured("cohort") else 0
+    return from_size(size, attempt)
 
 
 _IMAGES_SHEET = []

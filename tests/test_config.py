@@ -61,3 +61,15 @@ def test_bad_nested_axis_value(demo_config):
     with pytest.raises(InputError) as err:
         check_config(cfg, SCHEMA, "my.yaml")
     assert "figures.km_os.tick_step_months" in str(err.value)
+
+
+def test_cohort_memory_request_follows_the_cohort_size():
+    """Survival jobs ask for 2 x the measured peak (150 MB + 9.5 MB per CSV MB)."""
+    from sepher.workflow import cohort_mem_mb
+
+    assert cohort_mem_mb(0) == 1000  # the demo cohort
+    assert cohort_mem_mb(8_748_815) == 1000  # 100,000 patients: 210 MB measured
+    assert cohort_mem_mb(87_493_146) == 2100  # 1,000,000 patients: 954 MB measured
+    assert cohort_mem_mb(87_493_146, attempt=2) == 4200
+    measured_peak = 954
+    assert cohort_mem_mb(87_493_146) >= 2 * measured_peak
