@@ -14,7 +14,7 @@ the fixed part dominates the 1/10 run (the cohort: five jobs of a few
 seconds each) the raw ratio falls below 0.8 although nothing grows
 faster than the data. So each stage also runs at 1/1000 of full size to
 measure the fixed part, and the marginal cost per unit,
-(cost(n) - cost(1/1000)) / (n - n/1000), is compared too. For the IF stage at
+(cost(n) - cost(1/1000)) / (n - n/1000), is compared too. At
 full size, also the first start-up (``--dry-run`` while the input checks are
 not yet remembered: they read every input), the DAG build alone (a second
 ``--dry-run``) and a no-op rerun; target < 30 s each.

@@ -70,7 +70,7 @@ def test_padding_and_case_normalise_per_value(tmp_path):
     assert set(plates["cell_line"]) == {"SKBR3"}
     assert plates["role"].tolist() == ["treated", "treated", "vehicle", "blank", "time0"]
     assert plates.loc[1, "signal"] == 500.0
-    # the error names the original (unstripped) row of a bad value
+    # a bad value is named stripped, at its row of the file
     table.loc[4, "well"] = " z9 "
     err = error_of(tmp_path, table)
     assert (err.row, err.column, err.value) == (5, "well", "z9")

@@ -74,9 +74,16 @@ def _per_value(column: pd.Series, function) -> pd.Series:
     """
     codes, uniques = pd.factorize(column, use_na_sentinel=False)
     result = function(pd.Series(uniques, dtype=object))
-    if isinstance(result, pd.DataFrame):
-        return result.take(codes).set_axis(column.index)
     return pd.Series(result.to_numpy()[codes], index=column.index, name=column.name)
+
+
+def _normal_well(name: str) -> str | None:
+    """``A01`` form of a well name (:func:`well_position`'s rule), None if not a well."""
+    try:
+        row, col = well_position(name)
+    except ValueError:
+        return None
+    return f"{chr(65 + row)}{col + 1:02d}"
 
 
 def _fail(file, index, column, value, expected, hint=None):
@@ -157,20 +164,8 @@ def read_plates(path) -> pd.DataFrame:
             what = "a replicate label (biological replicate)" if column == "replicate" else None
             _fail(file, index, column, "", what or f"a non-empty {column}")
 
-    # well names, vectorised (the rule of well_position): A01..P24, any case, leading zeros
-    def normal_wells(names):
-        parts = names.str.extract(_WELL)
-        number = pd.to_numeric(parts[1], errors="coerce")
-        good = parts[0].notna() & number.between(1, 24)
-        return pd.Series(
-            [
-                f"{letter.upper()}{int(n):02d}" if ok else None
-                for letter, n, ok in zip(parts[0], number, good, strict=True)
-            ],
-            dtype=object,
-        )
-
-    wells = _per_value(table["well"], normal_wells)
+    # well names (each distinct name once): A01..P24, any case, leading zeros
+    wells = _per_value(table["well"], lambda names: names.map(_normal_well))
     bad = wells.isna()
     if bad.any():
         index = bad.index[bad.to_numpy()][0]
