@@ -9,7 +9,7 @@ FIGURES := fig1_dose_response fig2_her2_localisation fig3_sequential_exposure \
 	table1_characteristics table2_cox figS1_segmentation_qc figS2_dose_response_qc \
 	figS3_ph_diagnostics figS4_tdm1_by_line
 
-.PHONY: demo test venv demo-data bench scale lint format dryrun clean slurm-test
+.PHONY: demo test test-fast venv demo-data bench scale lint format dryrun clean slurm-test
 
 # Set-up: a virtual environment with every package pinned (requirements.lock).
 # The library (scripts/sepher) is not installed: Snakemake puts scripts/ on the
@@ -43,14 +43,23 @@ lint: venv
 dryrun: venv
 	for f in $(FIGURES); do $(BIN)/snakemake --cores 1 $$f --dry-run --quiet rules || exit 1; done
 
+# Tests write only under pytest's temporary folders: no bytecode, no cache in the checkout.
+PYTEST := PYTHONDONTWRITEBYTECODE=1 SEPHER_CHECK_PROJECT_WRITES=1 $(BIN)/python -m pytest -p no:cacheprovider
+
+# The full suite (CI, the README's test command): every test, Snakemake runs
+# included (marked slow), then lint and a dry run of every figure target.
 test: venv
-	$(BIN)/python -m pytest -q -rs
+	$(PYTEST) -q -rs
 	$(MAKE) lint dryrun
+
+# Unit and reference tests only (no workflow runs): the tier to iterate on.
+test-fast: venv
+	$(PYTEST) -q -rs -m "not slow"
 
 # The demo on a one-node SLURM cluster on this machine (root, Debian), checked against a local run.
 slurm-test: venv
 	bash .ci/slurm/setup.sh
-	$(BIN)/python -m pytest -q -rs tests/test_slurm.py; status=$$?; bash .ci/slurm/teardown.sh; exit $$status
+	$(PYTEST) -q -rs tests/test_slurm.py; status=$$?; bash .ci/slurm/teardown.sh; exit $$status
 
 bench: venv
 	for b in bench/bench_*.py; do echo "== $$b"; PYTHONPATH=scripts $(BIN)/python $$b || exit 1; done

@@ -17,6 +17,8 @@ import pytest
 from .conftest import PROJECT
 from .workflow import snakemake, write_config
 
+pytestmark = pytest.mark.slow  # every test here runs Snakemake
+
 DEMO = PROJECT / "resources" / "demo"
 TARGETS = ["fig1_dose_response", "figS2_dose_response_qc"]
 TABLES = [

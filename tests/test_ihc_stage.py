@@ -21,6 +21,8 @@ from . import workflow
 from .conftest import PROJECT
 from .workflow import snakemake
 
+pytestmark = pytest.mark.slow  # every test here runs Snakemake
+
 DEMO = PROJECT / "resources" / "demo"
 TARGET = "fig4_biopsies"
 

@@ -1,6 +1,5 @@
-"""IF segmentation against real public images (see ../shared/data/README.md)."""
+"""IF segmentation against real public images (origins and licences: tests/data/README.md)."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,18 +15,15 @@ from sepher.imaging import (
     segment_nuclei,
 )
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "images"
-DSB_IMG = DATA / "dsb2018_nuclei_img.tif"
-DSB_LABELS = DATA / "dsb2018_nuclei_labels.tif"
-CELLS3D = DATA / "cells3d_slice28_membrane_nuclei.tif"
-
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="reference images not available")
+DSB_IMG = "images/dsb2018_nuclei_img.tif"
+DSB_LABELS = "images/dsb2018_nuclei_labels.tif"
+CELLS3D = "images/cells3d_slice28_membrane_nuclei.tif"
 
 
-def test_dsb2018_nuclei_f1_at_iou_05():
+def test_dsb2018_nuclei_f1_at_iou_05(reference_data):
     # pixel size not recorded; README: treat as 0.5 um (nuclei 12-25 px across)
-    image, px = read_image(DSB_IMG, pixel_size_um=0.5)
-    truth = tifffile.imread(DSB_LABELS)
+    image, px = read_image(reference_data(DSB_IMG), pixel_size_um=0.5)
+    truth = tifffile.imread(reference_data(DSB_LABELS))
     assert np.unique(truth[truth > 0]).size == 125  # distinct hand-drawn nuclei
     pred = segment_nuclei(image[0], px)
     score = match_instances(pred, truth, iou=0.5)
@@ -37,8 +33,8 @@ def test_dsb2018_nuclei_f1_at_iou_05():
 
 
 @pytest.fixture(scope="module")
-def cells3d():
-    image, px = read_image(CELLS3D, pixel_size_um=0.26)
+def cells3d(reference_data):
+    image, px = read_image(reference_data(CELLS3D), pixel_size_um=0.26)
     membrane, nuclear = image[0].astype(np.float32), image[1]
     nuclei = segment_nuclei(nuclear, px)
     cells = segment_cells(nuclei, membrane, px)

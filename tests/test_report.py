@@ -19,7 +19,7 @@ from sepher.report import (
     table_html,
 )
 from sepher.report.methods import cohort_counts, ihc_counts
-from sepher.report.numbers import format_ci, format_p, ihc_numbers, km_numbers
+from sepher.report.numbers import format_ci, ihc_numbers, km_numbers
 
 from .conftest import PROJECT
 from .test_workflow_e2e import write_config
@@ -73,21 +73,6 @@ COX = pd.DataFrame(
         "n_excluded": [0, 0, 0],
     }
 )
-
-
-@pytest.mark.parametrize(
-    ("p", "text"),
-    [
-        (0.00059, "p = 0.0006"),
-        (0.03, "p = 0.03"),
-        (0.0312, "p = 0.031"),
-        (0.5, "p = 0.50"),
-        (3e-9, "p < 0.0001"),
-        (float("nan"), "p = NA"),
-    ],
-)
-def test_p_values_are_written_as_in_papers(p, text):
-    assert format_p(p) == text
 
 
 def test_ci_with_an_upper_limit_not_reached():
@@ -307,6 +292,7 @@ def test_provenance_records_every_image_of_the_sheet(tmp_path, config):
     assert image_records([images[0]]) == {images[0].as_posix(): record["images"]["if/a.tif"]}
 
 
+@pytest.mark.slow
 def test_report_rules_are_in_the_default_run(tmp_path):
     write_config(tmp_path)
     run = snakemake(tmp_path, "--cores", "1", "--dry-run", "--quiet", "rules")

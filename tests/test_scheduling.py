@@ -12,7 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from sepher.scheduling import _schedule_reevaluation_once, limit_reevaluation_timers
+
+from .conftest import require_slow_mark
 
 
 class _FakeScheduler:
@@ -60,11 +64,13 @@ rule one:
 """
 
 
+@pytest.mark.slow
 def test_scheduler_rounds_grow_with_jobs_not_with_jobs_squared(tmp_path, project_dir):
     jobs = 80
     (tmp_path / "Snakefile").write_text(
         SNAKEFILE.format(scripts=str(project_dir / "scripts"), jobs=jobs)
     )
+    require_slow_mark()
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     run = subprocess.run(
         [snakemake, "--cores", "2", "--verbose"],

@@ -49,6 +49,7 @@ def _cluster_state():
 _REASON = _cluster_state()
 pytestmark = [
     pytest.mark.slurm,
+    pytest.mark.slow,
     pytest.mark.skipif(_REASON is not None, reason=_REASON or ""),
 ]
 

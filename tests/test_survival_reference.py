@@ -1,6 +1,6 @@
 """Survival estimators against R survival 3.5-3 on the real GBSG2 data.
 
-Reference numbers: ../shared/data/README.md ("Survival references"), computed
+Reference numbers: tests/data/README.md ("Survival references"), computed
 by R on lifelines' gbsg2 (686 patients of the German Breast Cancer Study
 Group trial). Tolerances are the printed precision of R unless stated.
 """

@@ -16,6 +16,8 @@ from . import workflow
 from .conftest import PROJECT
 from .workflow import DEMO, snakemake
 
+pytestmark = pytest.mark.slow  # every test here runs Snakemake
+
 COHORT_FIGURES = [
     "fig5_cohort_flow",
     "fig6_km_os",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .conftest import PROJECT
+from .conftest import PROJECT, require_slow_mark
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 DEMO = PROJECT / "resources" / "demo"
@@ -49,7 +49,11 @@ def write_config(directory, *, cohort=None, plates=None, images=None, **changes)
 
 
 def snakemake_command(directory, *args, config=None):
-    """The Snakemake command line of :func:`snakemake` (to start it yourself)."""
+    """The Snakemake command line of :func:`snakemake` (to start it yourself).
+
+    Only tests marked ``slow`` may run Snakemake (tests/conftest.py).
+    """
+    require_slow_mark()
     config = config or Path(directory) / "config.yaml"
     return [
         SNAKEMAKE,
