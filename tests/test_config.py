@@ -47,6 +47,16 @@ def test_wrong_type_names_key_value_and_type(demo_config):
     assert "'simulated'" in text and "yes please" in text and "boolean" in text
 
 
+def test_wrong_type_shows_the_keys_own_default(demo_config):
+    """Each Kaplan-Meier figure has its own axis defaults (shared $defs, own defaults)."""
+    demo_config["figures"]["km_pfs2"]["time_max_months"] = "48"
+    with pytest.raises(InputError) as err:
+        check_config(demo_config, SCHEMA, "my.yaml")
+    text = str(err.value)
+    assert "figures.km_pfs2.time_max_months" in text and "(default: 48)" in text
+    assert "Write numbers without quotes" in text
+
+
 def test_bad_enum_lists_choices(demo_config):
     demo_config["survival"]["km_ci"] = "loglog"
     with pytest.raises(InputError) as err:

@@ -376,3 +376,27 @@ def test_cox_warns_when_a_level_has_no_events():
         fit = fit_cox(data, "months", "event", ["group"], categorical={"group": ["A", "B", "C"]})
     assert fit.table.set_index("column").loc["groupC", "coef"] < -10
     assert np.isnan(fit_cox(data, "months", "event", ["age"], concordance=False).concordance)
+
+
+def test_table1_without_covariates_gives_the_group_sizes():
+    """covariates: [] (the schema default) is a valid analysis: Table 1 is the n row."""
+    from sepher.survival.table1 import characteristics
+
+    cohort = pd.DataFrame({"arm": ["a", "b", "b", "a", "b"], "age": [50, 60, 55, 40, 70]})
+    table = characteristics(
+        cohort,
+        group="arm",
+        group_levels=["a", "b"],
+        group_labels=["A", "B"],
+        covariates=[],
+        categorical={},
+    )
+    assert table.to_dict("records") == [
+        {"variable": "n", "level": "", "statistic": "", "overall": 5, "A": 2, "B": 3,
+         "missing": "", "p": "", "test": ""}
+    ]  # fmt: skip
+    with_age = characteristics(
+        cohort, group="arm", group_levels=["a", "b"], group_labels=["A", "B"],
+        covariates=["age"], categorical={},
+    )  # fmt: skip
+    assert with_age.iloc[0][["overall", "A", "B"]].tolist() == [5, 2, 3]

@@ -1,8 +1,12 @@
-"""Configuration check with one clear message per mistake.
+"""Configuration check with one clear message per mistake, and the defaults.
 
-Snakemake's own ``validate`` fills defaults; this check runs first so that a
-misspelt key, a wrong type or a bad value is reported in the project's
-message form (file, key, value, expectation) instead of a schema dump.
+:func:`check_config` reports a misspelt key, a wrong type or a bad value in
+the project's message form (file, key, value, expectation) instead of a
+schema dump, then fills in the schema's default of every key the config
+leaves out (jsonschema validates but never fills). The schemas in
+``config/schemas`` are the one source of defaults: :func:`schema_defaults`
+gives the configuration they define, and ``tests/test_defaults.py`` checks
+that ``config/config.yaml`` and the library's own defaults agree with them.
 """
 
 from __future__ import annotations
@@ -23,12 +27,34 @@ def _key_path(error) -> str:
 
 
 def _allowed_keys(schema, path):
-    node = schema
+    node = resolve_ref(schema, schema)
     for part in path:
-        node = node.get("properties", {}).get(part, {})
-        if "$ref" in node:
-            node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        node = resolve_ref(node.get("properties", {}).get(part, {}), schema)
     return sorted(node.get("properties", {}))
+
+
+def resolve_ref(node: dict, schema: dict) -> dict:
+    """`node` with a local ``$ref: "#/$defs/<name>"`` replaced by its definition.
+
+    Keywords beside the ``$ref`` apply too (JSON Schema 2020-12): they are
+    merged into the definition, ``properties`` key by key, so a reference can
+    give a shared definition its own defaults.
+    """
+    ref = node.get("$ref", "")
+    if not ref.startswith("#/$defs/"):
+        return node
+    merged = dict(schema["$defs"][ref.removeprefix("#/$defs/")])
+    for key, value in node.items():
+        if key == "$ref":
+            continue
+        if key == "properties":
+            properties = dict(merged.get("properties", {}))
+            for name, sub in value.items():
+                properties[name] = {**properties.get(name, {}), **sub}
+            merged["properties"] = properties
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_schema(schema_path) -> dict:
@@ -55,17 +81,16 @@ def load_schema(schema_path) -> dict:
 
 
 def fill_defaults(config: dict, schema: dict) -> dict:
-    """Insert the schema's ``default`` of every absent key, recursively (in place)."""
-    defs = schema.get("$defs", {})
+    """Insert the schema's ``default`` of every absent key, recursively (in place).
 
-    def resolve(node):
-        ref = node.get("$ref", "")
-        return defs[ref.rsplit("/", 1)[-1]] if ref.startswith("#/$defs/") else node
+    An object's default (usually ``{}``) is filled in turn, so leaving out a
+    whole section gives every key of it its default.
+    """
 
     def fill(instance, node):
-        node = resolve(node)
+        node = resolve_ref(node, schema)
         for key, sub in node.get("properties", {}).items():
-            sub = resolve(sub)
+            sub = resolve_ref(sub, schema)
             if key not in instance and "default" in sub:
                 instance[key] = copy.deepcopy(sub["default"])
             if isinstance(instance.get(key), dict):
@@ -75,10 +100,34 @@ def fill_defaults(config: dict, schema: dict) -> dict:
     return config
 
 
+def schema_defaults(schema) -> dict:
+    """The configuration a schema's defaults make: every key with a default, nested.
+
+    Parameters
+    ----------
+    schema : path or dict
+        A schema file (``$ref`` to sibling files inlined, see :func:`load_schema`),
+        e.g. ``config/schemas/config.schema.yaml`` for the whole configuration or
+        ``config/schemas/imaging.schema.yaml`` for one stage's section, or a
+        loaded schema.
+
+    Returns
+    -------
+    dict
+        What :func:`check_config` makes of an empty configuration.
+    """
+    if not isinstance(schema, dict):
+        schema = load_schema(schema)
+    return fill_defaults({}, schema)
+
+
 def check_config(config: dict, schema_path, config_file="config") -> dict:
-    """Validate `config`, fill its defaults and return it.
+    """Validate `config`, fill in the defaults of the keys it leaves out, return it.
 
     Raises :class:`InputError` for the first schema violation in `config`.
+    Every key `config` leaves out gets the schema's default
+    (:func:`fill_defaults`, in place), so the rules can read any documented
+    key: a configuration of only the inputs runs with the schema's defaults.
 
     Parameters
     ----------
@@ -88,6 +137,11 @@ def check_config(config: dict, schema_path, config_file="config") -> dict:
         JSON schema (YAML) with ``additionalProperties: false``.
     config_file : str
         Name of the config file(s), for the message.
+
+    Returns
+    -------
+    dict
+        `config` itself, with the defaults filled in.
     """
     schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
@@ -118,8 +172,9 @@ def check_config(config: dict, schema_path, config_file="config") -> dict:
         types = error.validator_value
         types = " or ".join(types) if isinstance(types, list) else types
         expected = f"a value of type {types}"
-        if "default" in error.schema:
-            expected += f" (default: {json.dumps(error.schema['default'])})"
+        default = _default_at(schema, list(error.absolute_path))
+        if default is not _NO_DEFAULT and not isinstance(default, dict):
+            expected += f" (default: {json.dumps(default)})"
         if isinstance(error.instance, str) and _is_number(error.instance):
             hint = "Write numbers without quotes: YAML reads a quoted value as text."
     elif error.validator != "enum":
@@ -127,6 +182,19 @@ def check_config(config: dict, schema_path, config_file="config") -> dict:
     raise InputError(
         config_file, expected, column=_key_path(error), value=error.instance, hint=hint
     )
+
+
+_NO_DEFAULT = object()
+
+
+def _default_at(schema: dict, path: list):
+    """The schema default of the key at `path`, or ``_NO_DEFAULT``."""
+    node = schema_defaults(schema)
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return _NO_DEFAULT
+        node = node[part]
+    return node
 
 
 def _is_number(text: str) -> bool:

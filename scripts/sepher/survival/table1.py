@@ -36,6 +36,12 @@ def characteristics(cohort, *, group, group_levels, group_labels, covariates, ca
     """
     data = cohort[[group, *covariates]].copy()
     data[group] = data[group].astype(str)
+    if not covariates:  # tableone needs one column to describe: the group sizes alone
+        counts = data[group].value_counts()
+        row = {"variable": "n", "level": "", "statistic": "", "overall": len(data)}
+        for value, name in zip(group_levels, group_labels, strict=True):
+            row[name] = int(counts.get(str(value), 0))
+        return pd.DataFrame([{**row, "missing": "", "p": "", "test": ""}])
     cat_columns = [
         c for c in covariates if c in categorical or not pd.api.types.is_numeric_dtype(data[c])
     ]
