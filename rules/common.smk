@@ -6,8 +6,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir, "scripts")))
 
 from sepher.errors import InputError
+from sepher.figures.labels import line_adjective
 from sepher.io.config import check_config
 from sepher.scheduling import limit_reevaluation_timers
+from sepher.workflow import library_modules
 
 # Snakemake's scheduler otherwise piles up re-evaluation timers: with
 # thousands of jobs its main process spends a core on them (see the module).
@@ -55,13 +57,44 @@ def configured(key):
 
 
 # Figure id -> the input it is built from, and the tables of each input;
-# each stage's rules file registers its own (SPEC: figures and their stages).
+# each stage's rules file registers its own (docs/architecture.md, registries).
 FIGURES = {}
 TABLES = {}
 
 
+#: Where a figure's files are written (the one place that names them).
+FIGURE_FILE = "results/figures/{figure_id}.{ext}"
+FIGURE_FORMATS = ("pdf", "png")
+
+
 def figure_files(figure_id):
-    return [f"results/figures/{figure_id}.pdf", f"results/figures/{figure_id}.png"]
+    """A figure's PDF and PNG paths."""
+    return [FIGURE_FILE.format(figure_id=figure_id, ext=ext) for ext in FIGURE_FORMATS]
+
+
+def figure_outputs(figure_id, category, label):
+    """A figure rule's outputs: ``pdf`` and ``png`` (the PNG shown in the report
+    under `category` / Figures, labelled `label`, with its caption). Use as
+    ``output: **figure_outputs(...)``."""
+    pdf, png = figure_files(figure_id)
+    return {
+        "pdf": pdf,
+        "png": report(
+            png,
+            caption=report_caption(figure_id),
+            category=category,
+            subcategory="Figures",
+            labels={"figure": label},
+        ),
+    }
+
+
+def figure_log(figure_id):
+    return f"results/logs/figures/{figure_id}.log"
+
+
+def figure_benchmark(figure_id):
+    return f"results/benchmarks/figures/{figure_id}.tsv"
 
 
 def default_targets():
@@ -74,35 +107,41 @@ def default_targets():
         if configured(needs):
             targets += tables
     if any(configured(key) for key in INPUT_KEYS):
-        targets.append("results/provenance.json")
+        targets.append(rules.provenance.output.json)
     return targets
 
 
-def library(*parts):
-    """Library modules a script imports, declared as inputs so that editing
-    them reruns the rules that use them (Snakemake tracks only the script).
+SCRIPTS = Path(workflow.basedir, "scripts")
+_LIBRARY = {}
 
-    Each part is a subpackage ("survival": all its modules) or one module
-    ("figures/km_plot").
+
+def library_of(script):
+    """Library modules the entry script ``scripts/<script>`` imports (directly or
+    through other modules), declared as inputs so that editing one reruns the
+    rules whose scripts import it (Snakemake itself tracks only the script).
+
+    Derived from the import graph (sepher.workflow.library_modules), once per
+    script and process.
     """
-    package = Path(workflow.basedir, "scripts", "sepher")
-    files = [package / "__init__.py", package / "errors.py", package / "workflow.py"]
-    for part in parts:
-        if Path(package, part).is_dir():
-            files += sorted(Path(package, part).glob("*.py"))
-        else:
-            files.append(Path(package, f"{part}.py"))
-    return [str(f) for f in files]
+    if script not in _LIBRARY:
+        _LIBRARY[script] = library_modules(SCRIPTS / script, SCRIPTS / "sepher")
+    return _LIBRARY[script]
 
 
-FIGURE_BASE = ("figures/__init__", "figures/style", "figures/labels", "io/tables")
+#: The software environment of all rules (with --sdm conda): the pinned
+#: requirements.lock. Relative to the rules/ folder, where every rule is defined.
+CONDA_ENV = "../envs/sepher.yaml"
+
+
+#: A figure's caption with this run's numbers (written by rule report_captions).
+CAPTION_FILE = "results/report/captions/{figure_id}.rst"
 
 
 def report_caption(figure_id):
     """A figure's report caption: report/<figure_id>.rst followed by this run's
     numbers, written by rule report_captions (rules/report.smk). The path is
     absolute in the working directory: Snakemake reads it at --report time."""
-    return str(Path("results", "report", "captions", f"{figure_id}.rst").resolve())
+    return str(Path(CAPTION_FILE.format(figure_id=figure_id)).resolve())
 
 
 HOUSE_STYLE = str(Path(workflow.basedir, "resources", "sepher.mplstyle"))
@@ -183,6 +222,20 @@ def images_sheet():
 
         _IMAGES_SHEET.append(read_sample_sheet(config["images"]))
     return _IMAGES_SHEET[0]
+
+
+def ihc_tile_cells(wildcards):
+    """Input function of ihc_biopsies (rules/ihc.smk), every IHC tile's cell table; a clear
+    message, not a traceback, when fig4 or an IHC table is asked for but the
+    sheet has no IHC rows."""
+    if not IHC_IDS:
+        raise InputError(
+            config.get("images") or _config_name,
+            "at least one IHC row (assay IHC) to make the IHC tables and fig4; "
+            "this sheet has none",
+            column="assay",
+        )
+    return expand(rules.ihc_score_tile.output.cells, image_id=IHC_IDS)
 
 
 def _validate_images_once():

@@ -7,13 +7,7 @@ FIGURES.update(
         "figS2_dose_response_qc": "plates",
     }
 )
-TABLES["plates"] = [
-    "results/doseresponse/viability.csv",
-    "results/doseresponse/plate_qc.csv",
-    "results/doseresponse/fits.csv",
-    "results/doseresponse/fits_by_replicate.csv",
-    "results/doseresponse/comparisons.csv",
-]
+# (its tables are registered at the end, from the rules' outputs)
 
 DOSERESPONSE = config["doseresponse"]
 
@@ -29,16 +23,16 @@ rule doseresponse_split:
     """The plates table streamed into one plates file per shard of cell lines."""
     input:
         plates=config.get("plates") or [],
-        lib=library("io/tables"),
+        lib=library_of("doseresponse_split.py"),
     output:
-        plates=dr_shard_files("plates.csv"),
-        rows=dr_shard_files("rows.txt"),
+        plates=dr_shard_files(DR_SHARD_FILES["plates"]),
+        rows=dr_shard_files(DR_SHARD_FILES["rows"]),
     log:
         "results/logs/doseresponse/split.log",
     benchmark:
         "results/benchmarks/doseresponse/split.tsv"
     conda:
-        "../envs/doseresponse.yaml"
+        CONDA_ENV
     resources:
         mem_mb=1000,
         runtime=30,
@@ -51,18 +45,18 @@ rule doseresponse_split:
 rule doseresponse_normalise:
     """Viability per well (blank and vehicle of its plate); Z' and control CVs per plate."""
     input:
-        plates="results/doseresponse/shards/{shard}/plates.csv",
-        rows="results/doseresponse/shards/{shard}/rows.txt",
-        lib=library("io/plates", "io/tables", "doseresponse"),
+        plates=dr_shard_file(DR_SHARD_FILES["plates"]),
+        rows=dr_shard_file(DR_SHARD_FILES["rows"]),
+        lib=library_of("doseresponse_normalise.py"),
     output:
-        viability="results/doseresponse/shards/{shard}/viability.csv",
-        qc="results/doseresponse/shards/{shard}/plate_qc.csv",
+        viability=dr_shard_file(DR_TABLES["viability"]),
+        qc=dr_shard_file(DR_TABLES["qc"]),
     log:
         "results/logs/doseresponse/normalise_{shard}.log",
     benchmark:
         "results/benchmarks/doseresponse/normalise_{shard}.tsv"
     conda:
-        "../envs/doseresponse.yaml"
+        CONDA_ENV
     resources:
         mem_mb=1000,
         runtime=10,
@@ -77,18 +71,18 @@ rule doseresponse_fit:
     """One fit per curve (line x condition x drug), replicates pooled and per replicate."""
     input:
         viability=rules.doseresponse_normalise.output.viability,
-        lib=library("io/tables", "doseresponse"),
+        lib=library_of("doseresponse_fit.py"),
     output:
-        fits="results/doseresponse/shards/{shard}/fits.csv",
-        by_replicate="results/doseresponse/shards/{shard}/fits_by_replicate.csv",
-        residuals="results/doseresponse/shards/{shard}/residuals.csv",
-        curves="results/doseresponse/shards/{shard}/curves.csv",
+        fits=dr_shard_file(DR_TABLES["fits"]),
+        by_replicate=dr_shard_file(DR_TABLES["by_replicate"]),
+        residuals=dr_shard_file(DR_TABLES["residuals"]),
+        curves=dr_shard_file(DR_TABLES["curves"]),
     log:
         "results/logs/doseresponse/fit_{shard}.log",
     benchmark:
         "results/benchmarks/doseresponse/fit_{shard}.tsv"
     conda:
-        "../envs/doseresponse.yaml"
+        CONDA_ENV
     resources:
         mem_mb=1000,
         runtime=60,
@@ -109,15 +103,15 @@ rule doseresponse_compare:
     """ED50 ratios between conditions per line (joint fit, delta method); shared-ED50 F test."""
     input:
         residuals=rules.doseresponse_fit.output.residuals,
-        lib=library("io/tables", "doseresponse"),
+        lib=library_of("doseresponse_compare.py"),
     output:
-        comparisons="results/doseresponse/shards/{shard}/comparisons.csv",
+        comparisons=dr_shard_file(DR_TABLES["comparisons"]),
     log:
         "results/logs/doseresponse/compare_{shard}.log",
     benchmark:
         "results/benchmarks/doseresponse/compare_{shard}.tsv"
     conda:
-        "../envs/doseresponse.yaml"
+        CONDA_ENV
     resources:
         mem_mb=1000,
         runtime=10,
@@ -130,21 +124,11 @@ rule doseresponse_compare:
         "../scripts/doseresponse_compare.py"
 
 
-DR_TABLES = {
-    "viability": "viability.csv",
-    "qc": "plate_qc.csv",
-    "fits": "fits.csv",
-    "by_replicate": "fits_by_replicate.csv",
-    "residuals": "residuals.csv",
-    "curves": "curves.csv",
-    "comparisons": "comparisons.csv",
-}
-
-
 rule doseresponse_join:
     """The shards' tables joined, shard after shard (cell-line order)."""
     input:
         **{key: dr_shard_files(name) for key, name in DR_TABLES.items()},
+        lib=library_of("doseresponse_join.py"),
     output:
         **{key: f"results/doseresponse/{name}" for key, name in DR_TABLES.items()},
     log:
@@ -152,7 +136,7 @@ rule doseresponse_join:
     benchmark:
         "results/benchmarks/doseresponse/join.tsv"
     conda:
-        "../envs/doseresponse.yaml"
+        CONDA_ENV
     resources:
         mem_mb=1000,
         runtime=30,
@@ -168,22 +152,15 @@ rule fig1_dose_response:
         curves=rules.doseresponse_join.output.curves,
         comparisons=rules.doseresponse_join.output.comparisons,
         style=HOUSE_STYLE,
-        lib=library(*FIGURE_BASE, "figures/doseresponse_plots"),
+        lib=library_of("fig_dose_response.py"),
     output:
-        pdf="results/figures/fig1_dose_response.pdf",
-        png=report(
-            "results/figures/fig1_dose_response.png",
-            caption=report_caption("fig1_dose_response"),
-            category="In vitro (dose-response)",
-            subcategory="Figures",
-            labels={"figure": "Fig. 1"},
-        ),
+        **figure_outputs("fig1_dose_response", "In vitro (dose-response)", "Fig. 1"),
     log:
-        "results/logs/figures/fig1_dose_response.log",
+        figure_log("fig1_dose_response"),
     benchmark:
-        "results/benchmarks/figures/fig1_dose_response.tsv"
+        figure_benchmark("fig1_dose_response")
     conda:
-        "../envs/doseresponse.yaml"
+        CONDA_ENV
     resources:
         mem_mb=500,
         runtime=5,
@@ -203,22 +180,17 @@ rule figS2_dose_response_qc:
         qc=rules.doseresponse_join.output.qc,
         residuals=rules.doseresponse_join.output.residuals,
         style=HOUSE_STYLE,
-        lib=library(*FIGURE_BASE, "figures/doseresponse_plots", "io/plates"),
+        lib=library_of("fig_dose_response_qc.py"),
     output:
-        pdf="results/figures/figS2_dose_response_qc.pdf",
-        png=report(
-            "results/figures/figS2_dose_response_qc.png",
-            caption=report_caption("figS2_dose_response_qc"),
-            category="In vitro (dose-response)",
-            subcategory="Figures",
-            labels={"figure": "Fig. S2"},
+        **figure_outputs(
+            "figS2_dose_response_qc", "In vitro (dose-response)", "Fig. S2"
         ),
     log:
-        "results/logs/figures/figS2_dose_response_qc.log",
+        figure_log("figS2_dose_response_qc"),
     benchmark:
-        "results/benchmarks/figures/figS2_dose_response_qc.tsv"
+        figure_benchmark("figS2_dose_response_qc")
     conda:
-        "../envs/doseresponse.yaml"
+        CONDA_ENV
     resources:
         mem_mb=500,
         runtime=5,
@@ -229,3 +201,12 @@ rule figS2_dose_response_qc:
         simulated=config["simulated"],
     script:
         "../scripts/fig_dose_response_qc.py"
+
+
+TABLES["plates"] = [
+    rules.doseresponse_join.output.viability,
+    rules.doseresponse_join.output.qc,
+    rules.doseresponse_join.output.fits,
+    rules.doseresponse_join.output.by_replicate,
+    rules.doseresponse_join.output.comparisons,
+]

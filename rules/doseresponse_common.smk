@@ -83,10 +83,28 @@ def doseresponse_shards():
     return shards
 
 
+#: File names of each shard's files (results/doseresponse/shards/<shard>/<name>):
+#: the split's, then the tables (joined into results/doseresponse/<name>).
+DR_SHARD_FILES = {"plates": "plates.csv", "rows": "rows.txt"}
+DR_TABLES = {
+    "viability": "viability.csv",
+    "qc": "plate_qc.csv",
+    "fits": "fits.csv",
+    "by_replicate": "fits_by_replicate.csv",
+    "residuals": "residuals.csv",
+    "curves": "curves.csv",
+    "comparisons": "comparisons.csv",
+}
+
+
+def dr_shard_file(name):
+    """The file `name` of shard ``{shard}`` (a wildcard pattern)."""
+    return f"results/doseresponse/shards/{{shard}}/{name}"
+
+
 def dr_shard_files(name):
     """One file `name` per shard, in shard order."""
     return expand(
-        "results/doseresponse/shards/{shard}/{name}",
+        dr_shard_file(name),
         shard=list(doseresponse_shards()) if configured("plates") else [],
-        name=name,
     )

@@ -16,14 +16,6 @@ IHC_IDS = [] if IHC_SHEET is None else sorted(IHC_SHEET["image_id"])
 # IHC tile ids only: the IF stage writes label images to the same folder.
 IHC_ID_PATTERN = "|".join(re.escape(i) for i in IHC_IDS) or "(?!)"
 IHC = config["ihc"]
-IHC_TABLES = [
-    "results/imaging/ihc_cells.csv",
-    "results/imaging/ihc_samples.csv",
-    "results/imaging/ihc_paired.csv",
-]
-if IHC_IDS:
-    FIGURES.update({"fig4_biopsies": "images"})
-    TABLES.setdefault("images", []).extend(IHC_TABLES)
 
 # Per tile: its sheet row as plain values (params; a changed row reruns that tile).
 IHC_TILES = {
@@ -48,7 +40,7 @@ rule ihc_score_tile:
     """One H-DAB tile: nuclei, cells, membrane bands, per-cell HER2 class."""
     input:
         image=lambda wildcards: IHC_SHEET.at[wildcards.image_id, "file"],
-        lib=library("ihc", "io/__init__", "io/tables"),
+        lib=library_of("ihc_score_tile.py"),
     output:
         cells="results/imaging/ihc_tiles/{image_id}_cells.csv",
         summary="results/imaging/ihc_tiles/{image_id}_summary.json",
@@ -62,11 +54,12 @@ rule ihc_score_tile:
     wildcard_constraints:
         image_id=IHC_ID_PATTERN,
     conda:
-        "../envs/ihc.yaml"
-    # measured peak RSS: ~170 MB for a 512 x 512 demo tile, ~470 MB at 2048 x 2048
+        CONDA_ENV
+    # measured: 130-170 MB peak RSS / 1.1 s per 512 x 512 demo tile, ~470 MB at
+    # 2048 x 2048 (profiles/slurm groups 20 tiles per job: 20 x 3 min)
     resources:
         mem_mb=1000,
-        runtime=10,
+        runtime=3,
     params:
         tile=lambda wildcards: IHC_TILES[wildcards.image_id],
         scoring=IHC_SCORING,
@@ -77,8 +70,8 @@ rule ihc_score_tile:
 rule ihc_biopsies:
     """Pool the tiles of each biopsy: per-cell table, ASCO/CAP scores, pre/post changes."""
     input:
-        cells=expand("results/imaging/ihc_tiles/{image_id}_cells.csv", image_id=IHC_IDS),
-        lib=library("ihc", "io/__init__", "io/tables"),
+        cells=ihc_tile_cells,
+        lib=library_of("ihc_biopsies.py"),
     output:
         cells="results/imaging/ihc_cells.csv",
         samples="results/imaging/ihc_samples.csv",
@@ -88,10 +81,11 @@ rule ihc_biopsies:
     benchmark:
         "results/benchmarks/ihc/biopsies.tsv"
     conda:
-        "../envs/ihc.yaml"
+        CONDA_ENV
+    # measured on the demo: 114 MB peak RSS, 0.8 s
     resources:
         mem_mb=500,
-        runtime=10,
+        runtime=5,
     params:
         tiles=list(IHC_TILES.values()),
         cutoff_pct=IHC["asco_cap_cutoff_pct"],
@@ -103,29 +97,21 @@ rule fig4_biopsies:
     """IHC tiles (DAB, membranes by class) and paired pre/post scores per patient."""
     input:
         samples=rules.ihc_biopsies.output.samples,
-        summaries=expand(
-            "results/imaging/ihc_tiles/{image_id}_summary.json", image_id=IHC_IDS
-        ),
-        overlays=expand("results/imaging/ihc_overlays/{image_id}.png", image_id=IHC_IDS),
+        summaries=expand(rules.ihc_score_tile.output.summary, image_id=IHC_IDS),
+        overlays=expand(rules.ihc_score_tile.output.overlay, image_id=IHC_IDS),
         style=HOUSE_STYLE,
-        lib=library(*FIGURE_BASE, "figures/ihc_plots", "ihc"),
+        lib=library_of("fig_biopsies.py"),
     output:
-        pdf="results/figures/fig4_biopsies.pdf",
-        png=report(
-            "results/figures/fig4_biopsies.png",
-            caption=report_caption("fig4_biopsies"),
-            category="Biopsies",
-            subcategory="Figures",
-            labels={"figure": "Fig. 4"},
-        ),
+        **figure_outputs("fig4_biopsies", "Biopsies", "Fig. 4"),
     log:
-        "results/logs/ihc/fig4_biopsies.log",
+        figure_log("fig4_biopsies"),
     benchmark:
-        "results/benchmarks/ihc/fig4_biopsies.tsv"
+        figure_benchmark("fig4_biopsies")
     conda:
-        "../envs/ihc.yaml"
+        CONDA_ENV
+    # measured on the demo: 211 MB peak RSS, 2.6 s
     resources:
-        mem_mb=1000,
+        mem_mb=500,
         runtime=10,
     params:
         tiles=list(IHC_TILES.values()),
@@ -135,3 +121,15 @@ rule fig4_biopsies:
         simulated=config["simulated"],
     script:
         "../scripts/fig_biopsies.py"
+
+
+# A sheet without IHC rows makes no IHC figure or table.
+if IHC_IDS:
+    FIGURES.update({"fig4_biopsies": "images"})
+    TABLES.setdefault("images", []).extend(
+        [
+            rules.ihc_biopsies.output.cells,
+            rules.ihc_biopsies.output.samples,
+            rules.ihc_biopsies.output.paired,
+        ]
+    )

@@ -6,7 +6,8 @@ _IF_SHEET = []
 
 
 def if_sheet():
-    """IF rows of the images sheet, read once per process (indexed by image_id).
+    """IF rows of the images sheet, read once per process (indexed by image_id);
+    None when no images are configured or the sheet has no IF rows.
 
     Every row is checked by read_sample_sheet; the images themselves (readable,
     2-D, channel indices in range, not black) are checked once at start-up by
@@ -17,7 +18,10 @@ def if_sheet():
     if not _IF_SHEET:
         sheet = images_sheet()
         sheet = sheet[sheet["assay"] == "IF"]
-        _IF_SHEET.append(sheet.set_index("image_id", drop=False))
+        # an IHC-only sheet has no IF rows (and need not have the IF columns)
+        _IF_SHEET.append(
+            sheet.set_index("image_id", drop=False) if len(sheet) else None
+        )
     return _IF_SHEET[0]
 
 
@@ -99,6 +103,23 @@ def if_per_batch(kind):
     return expand(IF_BATCH_FILES[kind], batch=list(if_batches()))
 
 
+def if_measured(kind):
+    """Input function: every batch's `kind` files; a clear message, not a
+    traceback, when an IF target is asked for but the sheet has no IF rows."""
+
+    def files(wildcards):
+        if not if_batches():
+            raise InputError(
+                config.get("images") or _config_name,
+                "at least one IF row (assay IF) to make the IF tables and figures "
+                "(fig2, fig3, figS1); this sheet has none",
+                column="assay",
+            )
+        return if_per_batch(kind)
+
+    return files
+
+
 def if_image_files(wildcards=None):
     rows = if_rows()
     return [rows[i]["file"] for i in if_image_ids()]
@@ -134,4 +155,4 @@ def if_groups():
 
 def doseresponse_fits(wildcards):
     """fig3's IC50 panel needs the dose-response fits only when plates are configured."""
-    return ["results/doseresponse/fits.csv"] if configured("plates") else []
+    return [rules.doseresponse_join.output.fits] if configured("plates") else []

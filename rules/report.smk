@@ -2,85 +2,81 @@
 # figure captions with this run's numbers, browsable tables and a generated
 # Methods section. Included last: every stage has registered FIGURES and TABLES.
 
+_KM = rules.survival_km.output
+_COX = rules.survival_cox.output
+_IF = rules.imaging_summarise_if.output
+_IHC = rules.ihc_biopsies.output
+_DR = rules.doseresponse_join.output
 # Result tables the captions read, by name (sepher.report.captions.CAPTION_TABLES).
 CAPTION_SOURCES = {
-    "km_medians": "results/survival/km_medians.csv",
-    "logrank": "results/survival/logrank.csv",
-    "cox": "results/survival/cox.csv",
-    "ph_test": "results/survival/ph_test.csv",
-    "table1": "results/survival/table1.csv",
-    "flow": "results/survival/flow.csv",
-    "if_comparisons": "results/imaging/if_comparisons.csv",
-    "ihc_samples": "results/imaging/ihc_samples.csv",
-    "ihc_paired": "results/imaging/ihc_paired.csv",
-    "ic50_comparisons": "results/doseresponse/comparisons.csv",
+    "km_medians": _KM.medians,
+    "logrank": _KM.logrank,
+    "cox": _COX.coefficients,
+    "ph_test": _COX.ph_test,
+    "table1": rules.survival_table1.output.table1,
+    "flow": rules.survival_flow.output.flow,
+    "if_comparisons": _IF.comparisons,
+    "ihc_samples": _IHC.samples,
+    "ihc_paired": _IHC.paired,
+    "ic50_comparisons": _DR.comparisons,
 }
 # Aggregate tables shown in the report (no patient identifiers), by stage.
 REPORT_TABLES = {
-    "km_medians": ("Cohort", "Kaplan-Meier medians", "results/survival/km_medians.csv"),
-    "logrank": ("Cohort", "Log-rank tests", "results/survival/logrank.csv"),
-    "cox": ("Cohort", "Cox models (Table 2)", "results/survival/cox.csv"),
-    "ph_test": ("Cohort", "Proportional-hazards tests", "results/survival/ph_test.csv"),
+    "km_medians": ("Cohort", "Kaplan-Meier medians", _KM.medians),
+    "logrank": ("Cohort", "Log-rank tests", _KM.logrank),
+    "cox": ("Cohort", "Cox models (Table 2)", _COX.coefficients),
+    "ph_test": ("Cohort", "Proportional-hazards tests", _COX.ph_test),
     "table1": (
         "Cohort",
         "Patient characteristics (Table 1)",
-        "results/survival/table1.csv",
+        rules.survival_table1.output.table1,
     ),
     "if_summary": (
         "In vitro (imaging)",
         "IF summaries per image and condition",
-        "results/imaging/if_summary.csv",
+        _IF.summary,
     ),
-    "if_comparisons": (
-        "In vitro (imaging)",
-        "IF comparisons",
-        "results/imaging/if_comparisons.csv",
-    ),
-    "ihc_samples": ("Biopsies", "IHC per biopsy", "results/imaging/ihc_samples.csv"),
-    "fits": (
-        "In vitro (dose-response)",
-        "Dose-response fits",
-        "results/doseresponse/fits.csv",
-    ),
-    "comparisons": (
-        "In vitro (dose-response)",
-        "IC50 ratios",
-        "results/doseresponse/comparisons.csv",
-    ),
+    "if_comparisons": ("In vitro (imaging)", "IF comparisons", _IF.comparisons),
+    "ihc_samples": ("Biopsies", "IHC per biopsy", _IHC.samples),
+    "fits": ("In vitro (dose-response)", "Dose-response fits", _DR.fits),
+    "comparisons": ("In vitro (dose-response)", "IC50 ratios", _DR.comparisons),
+}
+# Plain paths (a rule's output object refers to its rule: params must not hold it).
+CAPTION_SOURCES = {name: str(path) for name, path in CAPTION_SOURCES.items()}
+REPORT_TABLES = {
+    name: (category, title, str(path))
+    for name, (category, title, path) in REPORT_TABLES.items()
 }
 # What this run makes: only the tables of configured stages.
-_MADE = {path for needs, paths in TABLES.items() if configured(needs) for path in paths}
+_MADE = {
+    str(path) for needs, paths in TABLES.items() if configured(needs) for path in paths
+}
 CAPTION_INPUTS = {name: path for name, path in CAPTION_SOURCES.items() if path in _MADE}
 if "if_comparisons" in CAPTION_INPUTS:
-    CAPTION_INPUTS["if_image_qc"] = "results/imaging/if_image_qc.csv"
+    CAPTION_INPUTS["if_image_qc"] = _IF.image_qc
 if "ic50_comparisons" in CAPTION_INPUTS:
-    CAPTION_INPUTS["plate_qc"] = "results/doseresponse/plate_qc.csv"
-    CAPTION_INPUTS["fits"] = "results/doseresponse/fits.csv"
+    CAPTION_INPUTS["plate_qc"] = _DR.qc
+    CAPTION_INPUTS["fits"] = _DR.fits
 SHOWN_TABLES = {
     name: entry for name, entry in REPORT_TABLES.items() if entry[2] in _MADE
 }
 CAPTIONED = [figure_id for figure_id, needs in FIGURES.items() if configured(needs)]
+CAPTION_FILES = [CAPTION_FILE.format(figure_id=figure_id) for figure_id in CAPTIONED]
+REPORT_TABLE_FILE = "results/report/tables/{table}.html"
 # Inputs of the Methods' counts, by stage.
 COUNT_SOURCES = {
-    "flow": "results/survival/flow.csv",
-    "km_medians": "results/survival/km_medians.csv",
-    "if_summary": "results/imaging/if_summary.csv",
-    "ihc_samples": "results/imaging/ihc_samples.csv",
-    "fits": "results/doseresponse/fits.csv",
-    "plate_qc": "results/doseresponse/plate_qc.csv",
+    "flow": rules.survival_flow.output.flow,
+    "km_medians": _KM.medians,
+    "if_summary": _IF.summary,
+    "ihc_samples": _IHC.samples,
+    "fits": _DR.fits,
+    "plate_qc": _DR.qc,
 }
-COUNT_INPUTS = {name: path for name, path in COUNT_SOURCES.items() if path in _MADE}
+COUNT_INPUTS = {
+    name: str(path) for name, path in COUNT_SOURCES.items() if str(path) in _MADE
+}
 if "if_summary" in COUNT_INPUTS:
-    COUNT_INPUTS["image_qc"] = "results/imaging/if_image_qc.csv"
-REPORT_OUTPUTS = (
-    [f"results/report/captions/{figure_id}.rst" for figure_id in CAPTIONED]
-    + [f"results/report/tables/{name}.html" for name in SHOWN_TABLES]
-    + ["results/methods.md", "results/report/methods.html"]
-)
-for _needs in INPUT_KEYS:
-    if configured(_needs):
-        TABLES[_needs] = TABLES.get(_needs, []) + REPORT_OUTPUTS
-        break
+    COUNT_INPUTS["image_qc"] = _IF.image_qc
 
 
 # Every image file of the sample sheet (IF and IHC rows), checksummed in provenance.
@@ -96,7 +92,7 @@ rule provenance:
     input:
         inputs=[config[key] for key in INPUT_KEYS if configured(key)],
         images=SHEET_IMAGES,
-        lib=library("io/provenance", "io/tables"),
+        lib=library_of("provenance.py"),
     output:
         json="results/provenance.json",
     log:
@@ -104,7 +100,7 @@ rule provenance:
     benchmark:
         "results/benchmarks/provenance.tsv"
     conda:
-        "../envs/report.yaml"
+        CONDA_ENV
     resources:
         mem_mb=500,
         runtime=10,
@@ -116,7 +112,11 @@ rule provenance:
             None,
         ),
         # the workflow's folder (its git commit): three levels above sepher/__init__.py
-        workflow_dir=lambda wildcards, input: str(Path(input.lib[0]).parents[2]),
+        workflow_dir=lambda wildcards, input: str(
+            next(
+                Path(p) for p in input.lib if p.endswith("sepher/__init__.py")
+            ).parents[2]
+        ),
     script:
         "../scripts/provenance.py"
 
@@ -129,15 +129,15 @@ rule report_captions:
             str(Path(workflow.basedir, "report", f"{figure_id}.rst"))
             for figure_id in CAPTIONED
         ],
-        lib=library("report", "io/tables"),
+        lib=library_of("report_captions.py"),
     output:
-        captions=[f"results/report/captions/{figure_id}.rst" for figure_id in CAPTIONED],
+        captions=CAPTION_FILES,
     log:
         "results/logs/report/captions.log",
     benchmark:
         "results/benchmarks/report/captions.tsv"
     conda:
-        "../envs/report.yaml"
+        CONDA_ENV
     resources:
         mem_mb=500,
         runtime=5,
@@ -166,10 +166,10 @@ rule report_table:
     """One aggregate result table as a browsable HTML page (patients numbered, never named)."""
     input:
         table=lambda wildcards: SHOWN_TABLES[wildcards.table][2],
-        lib=library("report", "io/tables"),
+        lib=library_of("report_table.py"),
     output:
         html=report(
-            "results/report/tables/{table}.html",
+            REPORT_TABLE_FILE,
             caption="../report/table.rst",
             category=lambda wildcards: SHOWN_TABLES[wildcards.table][0],
             subcategory="Tables",
@@ -184,7 +184,7 @@ rule report_table:
     wildcard_constraints:
         table="|".join(SHOWN_TABLES) or "(?!)",
     conda:
-        "../envs/report.yaml"
+        CONDA_ENV
     resources:
         mem_mb=500,
         runtime=5,
@@ -200,7 +200,7 @@ rule report_methods:
     input:
         **COUNT_INPUTS,
         provenance=rules.provenance.output.json,
-        lib=library("report", "io/tables"),
+        lib=library_of("report_methods.py"),
     output:
         markdown="results/methods.md",
         html=report(
@@ -214,7 +214,7 @@ rule report_methods:
     benchmark:
         "results/benchmarks/report/methods.tsv"
     conda:
-        "../envs/report.yaml"
+        CONDA_ENV
     resources:
         mem_mb=500,
         runtime=5,
@@ -222,3 +222,15 @@ rule report_methods:
         config=config,
     script:
         "../scripts/report_methods.py"
+
+
+# The report's files are targets of the first configured input.
+REPORT_OUTPUTS = (
+    CAPTION_FILES
+    + expand(rules.report_table.output.html, table=list(SHOWN_TABLES))
+    + [rules.report_methods.output.markdown, rules.report_methods.output.html]
+)
+for _needs in INPUT_KEYS:
+    if configured(_needs):
+        TABLES[_needs] = TABLES.get(_needs, []) + REPORT_OUTPUTS
+        break

@@ -12,21 +12,14 @@ FIGURES.update(
         "figS4_tdm1_by_line": "cohort",
     }
 )
-TABLES["cohort"] = [
-    "results/survival/km_medians.csv",
-    "results/survival/logrank.csv",
-    "results/survival/cox.csv",
-    "results/survival/ph_test.csv",
-    "results/survival/table1.csv",
-    "results/survival/flow.csv",
-]
+# (its tables are registered at the end, from the rules' outputs)
 
 
 rule survival_endpoints:
     """Validate the cohort table and derive OS and PFS2 once (per patient)."""
     input:
         cohort=config.get("cohort") or [],
-        lib=library("io/cohort", "io/identifiers", "io/tables"),
+        lib=library_of("survival_endpoints.py"),
     output:
         endpoints="results/survival/endpoints.csv",
     log:
@@ -34,7 +27,7 @@ rule survival_endpoints:
     benchmark:
         "results/benchmarks/survival/endpoints.tsv"
     conda:
-        "../envs/survival.yaml"
+        CONDA_ENV
     resources:
         mem_mb=cohort_mem_mb,
         runtime=20,
@@ -51,7 +44,7 @@ rule survival_km:
     """Kaplan-Meier curves (with numbers at risk) and medians, log-rank tests."""
     input:
         endpoints=rules.survival_endpoints.output.endpoints,
-        lib=library("survival", "io/tables"),
+        lib=library_of("survival_km.py"),
     output:
         curves="results/survival/km_curves.csv",
         medians="results/survival/km_medians.csv",
@@ -61,7 +54,7 @@ rule survival_km:
     benchmark:
         "results/benchmarks/survival/km.tsv"
     conda:
-        "../envs/survival.yaml"
+        CONDA_ENV
     resources:
         mem_mb=cohort_mem_mb,
         runtime=20,
@@ -80,7 +73,7 @@ rule survival_cox:
     """Univariate and multivariate Cox models, PH score tests (R cox.zph)."""
     input:
         endpoints=rules.survival_endpoints.output.endpoints,
-        lib=library("survival", "io/tables"),
+        lib=library_of("survival_cox.py"),
     output:
         coefficients="results/survival/cox.csv",
         models="results/survival/cox_models.csv",
@@ -91,7 +84,7 @@ rule survival_cox:
     benchmark:
         "results/benchmarks/survival/cox.tsv"
     conda:
-        "../envs/survival.yaml"
+        CONDA_ENV
     resources:
         mem_mb=cohort_mem_mb,
         runtime=30,
@@ -111,7 +104,7 @@ rule survival_table1:
     """Table 1: characteristics of the analysed patients by group."""
     input:
         endpoints=rules.survival_endpoints.output.endpoints,
-        lib=library("survival", "io/tables"),
+        lib=library_of("survival_table1.py"),
     output:
         table1="results/survival/table1.csv",
     log:
@@ -119,7 +112,7 @@ rule survival_table1:
     benchmark:
         "results/benchmarks/survival/table1.tsv"
     conda:
-        "../envs/survival.yaml"
+        CONDA_ENV
     resources:
         mem_mb=cohort_mem_mb,
         runtime=20,
@@ -138,7 +131,7 @@ rule survival_flow:
     """Cohort flow counts: all patients -> T-DM1 line -> compared groups."""
     input:
         endpoints=rules.survival_endpoints.output.endpoints,
-        lib=library("survival", "io/tables"),
+        lib=library_of("survival_flow.py"),
     output:
         flow="results/survival/flow.csv",
     log:
@@ -146,7 +139,7 @@ rule survival_flow:
     benchmark:
         "results/benchmarks/survival/flow.tsv"
     conda:
-        "../envs/survival.yaml"
+        CONDA_ENV
     resources:
         mem_mb=cohort_mem_mb,
         runtime=10,
@@ -158,3 +151,13 @@ rule survival_flow:
         by_line_max=SURVIVAL["by_line_max"],
     script:
         "../scripts/survival_flow.py"
+
+
+TABLES["cohort"] = [
+    rules.survival_km.output.medians,
+    rules.survival_km.output.logrank,
+    rules.survival_cox.output.coefficients,
+    rules.survival_cox.output.ph_test,
+    rules.survival_table1.output.table1,
+    rules.survival_flow.output.flow,
+]

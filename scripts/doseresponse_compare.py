@@ -2,7 +2,7 @@
 
 from sepher.doseresponse.stage import compare_conditions
 from sepher.io.tables import read_table, write_table
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -18,4 +18,4 @@ def main(smk):
     write_table(comparisons, smk.output.comparisons)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

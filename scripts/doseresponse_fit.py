@@ -4,7 +4,7 @@ import pandas as pd
 
 from sepher.doseresponse.stage import fit_curves
 from sepher.io.tables import read_table, write_table
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -40,4 +40,4 @@ def main(smk):
     write_table(curves, smk.output.curves)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

@@ -3,7 +3,7 @@
 from sepher.doseresponse.stage import normalise_plates
 from sepher.io.plates import read_plates
 from sepher.io.tables import write_table
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -24,4 +24,4 @@ def main(smk):
     write_table(qc, smk.output.qc)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

@@ -1,10 +1,10 @@
 """Rule fig8_cox_forest: forest plot of the multivariate Cox models."""
 
 from sepher.figures.forest import plot_forest
-from sepher.figures.labels import ENDPOINT_LABELS, VARIABLE_LABELS
+from sepher.figures.labels import VARIABLE_LABELS, endpoint_names
 from sepher.figures.style import house_style, save_figure
 from sepher.io.tables import read_table
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -13,11 +13,11 @@ def main(smk):
         fig = plot_forest(
             cox,
             endpoints=("OS", "PFS2"),
-            endpoint_labels=ENDPOINT_LABELS,
+            endpoint_labels=endpoint_names(getattr(smk.params, "tdm1_line", 2)),
             simulated=smk.params.simulated,
             term_labels=VARIABLE_LABELS,
         )
         save_figure(fig, smk.output.pdf, smk.output.png)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

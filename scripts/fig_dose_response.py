@@ -3,7 +3,7 @@
 from sepher.figures.doseresponse_plots import plot_dose_response
 from sepher.figures.style import house_style, save_figure
 from sepher.io.tables import read_table
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -22,4 +22,4 @@ def main(smk):
         save_figure(fig, smk.output.pdf, smk.output.png)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

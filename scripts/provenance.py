@@ -2,7 +2,7 @@
 
 from sepher.io.provenance import provenance
 from sepher.io.tables import write_json
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -16,4 +16,4 @@ def main(smk):
     write_json(record, smk.output.json)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

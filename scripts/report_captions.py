@@ -4,7 +4,7 @@ from pathlib import Path
 
 from sepher.io.tables import read_table
 from sepher.report import caption_numbers, render_caption
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -19,4 +19,4 @@ def main(smk):
         print(f"{figure_id}: {numbers or '(no numbers)'}")
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from sepher.io.tables import read_table
 from sepher.report import number_patients, table_html
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -20,4 +20,4 @@ def main(smk):
     Path(smk.output.html).write_text(html)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

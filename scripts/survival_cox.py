@@ -2,7 +2,7 @@
 
 from sepher.io.tables import read_table, write_table
 from sepher.survival.stage import cox_tables
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -23,4 +23,4 @@ def main(smk):
     write_table(schoenfeld, smk.output.schoenfeld)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

@@ -2,7 +2,7 @@
 
 from sepher.io.cohort import read_cohort
 from sepher.io.tables import write_table
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -16,4 +16,4 @@ def main(smk):
     write_table(endpoints, smk.output.endpoints)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

@@ -2,7 +2,7 @@
 
 from sepher.io.tables import read_table, write_table
 from sepher.survival.stage import cohort_flow
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -18,4 +18,4 @@ def main(smk):
     write_table(flow, smk.output.flow)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

@@ -2,7 +2,7 @@
 
 from sepher.io.tables import read_table, write_table
 from sepher.survival.stage import km_tables
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -21,4 +21,4 @@ def main(smk):
     write_table(logrank, smk.output.logrank)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

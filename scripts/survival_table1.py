@@ -3,7 +3,7 @@
 from sepher.io.tables import read_table, write_table
 from sepher.survival.stage import analysis_cohort
 from sepher.survival.table1 import characteristics
-from sepher.workflow import run_logged
+from sepher.workflow import run_logged, snakemake_or_cli
 
 
 def main(smk):
@@ -21,4 +21,4 @@ def main(smk):
     write_table(table, smk.output.table1)
 
 
-run_logged(snakemake, main)
+run_logged(snakemake_or_cli(globals()), main)

@@ -227,6 +227,7 @@ def test_catalogue_covers_the_issue():
         assert case["message"].lstrip().startswith("Invalid input: file {"), case["name"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_bad_input_stops_with_its_message(case, tmp_path):
     places = build(case, tmp_path)
@@ -241,6 +242,7 @@ def test_bad_input_stops_with_its_message(case, tmp_path):
     assert checksums(tmp_path / "inputs") == before
 
 
+@pytest.mark.slow
 def test_demo_inputs_pass_every_start_up_check(tmp_path):
     """The checks refuse nothing valid: the demo study (all three inputs) dry-runs,
     and each check leaves its marker so reruns skip it."""

@@ -25,6 +25,7 @@ from lifelines.utils import median_survival_times  # noqa: E402
 from scipy.stats import chi2  # noqa: E402
 
 from sepher.figures import flow, forest, km_plot, labels, style, tables, zph_plot  # noqa: E402
+from sepher.formatting import format_p  # noqa: E402
 
 DAYS_PER_MONTH = 30.4375
 
@@ -291,14 +292,6 @@ def test_group_colours_study_names_and_distinct():
     cols = style.group_colours(["TP-R", "2nd", "3rd", ">=4th"])
     assert cols["TP-R"] == style.OKABE_ITO["vermillion"]
     assert len(set(cols.values())) == 4
-
-
-@pytest.mark.parametrize(
-    ("p", "text"),
-    [(0.0006, "p = 0.0006"), (0.03, "p = 0.03"), (0.00343, "p = 0.0034"), (2e-7, "p < 0.0001")],
-)
-def test_format_p(p, text):
-    assert style.format_p(p) == text
 
 
 def test_save_figure_byte_identical(in_style, tmp_path):
@@ -781,7 +774,7 @@ def test_schoenfeld_panels(in_style, gbsg2):
     assert set(panels) == set(params.index)
     for coef, ax in panels.items():
         p = float(ph_table.set_index("term").loc[coef, "p"])
-        assert style.format_p(p) in ax.get_title(loc="left")
+        assert format_p(p) in ax.get_title(loc="left")
         line = next(ln for ln in ax.lines if ln.get_gid() == "coefficient")
         assert line.get_ydata()[0] == pytest.approx(params[coef], rel=1e-4, abs=1e-7)  # at the MLE
     # tick labels are real times placed at their KM-scale positions

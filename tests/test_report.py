@@ -92,11 +92,11 @@ def test_km_caption_states_medians_log_rank_and_hazard_ratio():
     )
     assert "Pertuzumab-naive (n = 194, 86 events): 74.0 (95% CI 60.9-NA)" in text
     assert "Pertuzumab-pretreated (n = 177, 101 events): 52.0 (95% CI 48.5-59.5)" in text
-    assert "Log-rank chi-squared = 11.80 on 1 df, p = 0.0006." in text
+    assert "Log-rank chi-squared = 11.80 on 1 df, p = 0.00059." in text
     assert "Pertuzumab-pretreated vs Pertuzumab-naive: 1.84 (95% CI 1.37-2.48), p < 0.0001" in text
     pfs2 = km_numbers(MEDIANS, LOGRANK, COX, "pfs2", "first_line_pertuzumab", ["no", "yes"])
     assert "Median PFS2" in pfs2 and "no (n = 194, 187 events): 10.0" in pfs2
-    assert "p = 0.03." in pfs2
+    assert "p = 0.030." in pfs2
 
 
 def test_forest_caption_names_significant_other_terms():
@@ -142,7 +142,7 @@ def test_if_caption_gives_ratio_ci_and_p_per_pair():
         }
     }
     fig2 = caption_numbers("fig2_her2_localisation", {"if_comparisons": comparisons}, settings)
-    assert "BT474 TP-R / T-R 0.41 (95% CI 0.36-0.48), p = 0.0002 (3 vs 3 replicates)" in fig2
+    assert "BT474 TP-R / T-R 0.41 (95% CI 0.36-0.48), p = 0.00016 (3 vs 3 replicates)" in fig2
     assert "T-R>T" not in fig2
     fig3 = caption_numbers("fig3_sequential_exposure", {"if_comparisons": comparisons}, settings)
     assert "BT474 T-R>T / T-R 0.98 (95% CI 0.82-1.17), p = 0.73" in fig3
@@ -300,3 +300,46 @@ def test_report_rules_are_in_the_default_run(tmp_path):
     out = run.stdout + run.stderr
     for rule in ("report_captions", "report_table", "report_methods", "provenance"):
         assert rule in out, rule
+
+
+# --------------------------------------------------------------------------- caption templates
+def _render(figure_id, config):
+    """A caption template rendered as Snakemake's report renders it."""
+    import types
+
+    import jinja2
+
+    template = (PROJECT / "report" / f"{figure_id}.rst").read_text()
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(template).render(snakemake=types.SimpleNamespace(config=config))
+
+
+@pytest.mark.parametrize("line", [1, 2, 3, 4, 11, 12, 21, 22, 23, 113])
+def test_captions_name_the_configured_tdm1_line(config, line):
+    from sepher.figures.labels import line_adjective
+
+    config["survival"]["tdm1_line"] = line
+    fig7 = _render("fig7_km_pfs2", config)
+    assert f"Progression-free survival on {line_adjective(line)} T-DM1 (PFS2)" in fig7
+    assert f"the {line_adjective(line)} patients" in _render("fig5_cohort_flow", config)
+    assert "{" not in fig7 and "%" not in fig7.splitlines()[0]
+
+
+def test_captions_name_the_configured_drug(config):
+    config["doseresponse"]["drug"] = "trastuzumab deruxtecan"
+    for figure_id in ("fig1_dose_response", "fig3_sequential_exposure"):
+        text = _render(figure_id, config)
+        assert "trastuzumab deruxtecan" in text
+        assert "T-DM1" not in text, figure_id
+
+
+def test_demo_captions_unchanged(config):
+    """With the demo config the templates read as they always did."""
+    assert _render("fig7_km_pfs2", config).startswith(
+        "**Figure 7. Progression-free survival on second-line T-DM1 (PFS2)** from T-DM1 start to"
+    )
+    assert "and the second-line patients split by first-line pertuzumab" in _render(
+        "fig5_cohort_flow", config
+    )
+    assert _render("fig1_dose_response", config).startswith("**Figure 1. T-DM1 activity in")
+    assert "(b) T-DM1 relative IC50" in _render("fig3_sequential_exposure", config)

@@ -3,7 +3,13 @@
 import pytest
 
 from sepher.errors import InputError
-from sepher.io.samplesheet import SHEET_COLUMNS, read_sample_sheet
+from sepher.io.samplesheet import (
+    COMMON_COLUMNS,
+    IF_COLUMNS,
+    IHC_COLUMNS,
+    SHEET_COLUMNS,
+    read_sample_sheet,
+)
 
 HEADER = list(SHEET_COLUMNS)
 IF_ROW = ["IF_a", "a.tif", "IF", "0.65", "SKBR3", "T-R", "1", "0", "1", "", "", ""]
@@ -95,3 +101,56 @@ def test_bad_timepoint(tmp_path):
     error = error_of(write_sheet(tmp_path, [IF_ROW, row]))
     assert (error.column, error.value) == ("timepoint", "during")
     assert str(error.row).startswith("2") and "pre or post" in str(error)
+
+
+# ---------------------------------------------------------------- one assay per sheet
+
+IF_HEADER = [c for c in HEADER if c not in IHC_COLUMNS]
+IHC_HEADER = [c for c in HEADER if c in COMMON_COLUMNS + IHC_COLUMNS]
+
+
+def only(header, row):
+    """`row` (of the full header) reduced to the columns of `header`."""
+    values = dict(zip(HEADER, row, strict=True))
+    return [values[column] for column in header]
+
+
+def test_ihc_only_sheet_needs_no_if_column(tmp_path):
+    sheet = write_sheet(tmp_path, [only(IHC_HEADER, IHC_ROW)], IHC_HEADER)
+    table = read_sample_sheet(sheet)
+    assert list(table["assay"]) == ["IHC"] and list(table["patient_id"]) == ["P01"]
+    assert not set(IF_COLUMNS) & set(table.columns)
+
+
+def test_if_only_sheet_needs_no_ihc_column(tmp_path):
+    header = [c for c in IF_HEADER if c != "membrane_channel"]  # optional too
+    sheet = write_sheet(tmp_path, [only(header, IF_ROW)], header)
+    table = read_sample_sheet(sheet)
+    assert list(table["assay"]) == ["IF"] and table["membrane_channel"].iloc[0] == -1
+    assert not set(IHC_COLUMNS) & set(table.columns)
+
+
+def test_if_row_in_a_sheet_without_if_columns_names_the_row(tmp_path):
+    if_row = only(IHC_HEADER, IF_ROW)
+    sheet = write_sheet(tmp_path, [only(IHC_HEADER, IHC_ROW), if_row], IHC_HEADER)
+    error = error_of(sheet)
+    assert (error.row, error.column) == ("2 (image_id IF_a)", "cell_line")
+    assert "it is an IF row; IF rows need cell_line, condition" in str(error)
+    assert "remove the IF rows" in str(error)
+
+
+def test_ihc_row_in_a_sheet_without_ihc_columns_names_the_row(tmp_path):
+    ihc_row = only(IF_HEADER, IHC_ROW)
+    sheet = write_sheet(tmp_path, [only(IF_HEADER, IF_ROW), ihc_row], IF_HEADER)
+    error = error_of(sheet)
+    assert (error.row, error.column) == ("2 (image_id IHC_b)", "patient_id")
+    assert "IHC rows need patient_id, timepoint" in str(error)
+
+
+@pytest.mark.parametrize("column", ["patient_id", "timepoint"])
+def test_blank_ihc_value(tmp_path, column):
+    row = only(IHC_HEADER, ["IHC_c", "c.tif"] + IHC_ROW[2:])
+    row[IHC_HEADER.index(column)] = ""
+    error = error_of(write_sheet(tmp_path, [only(IHC_HEADER, IHC_ROW), row], IHC_HEADER))
+    assert (error.column, error.value) == (column, "")
+    assert str(error.row) == "2 (image_id IHC_c)"

@@ -4,11 +4,10 @@ Least-squares fits of LL.4 / LL.3 / LL.5 / W1.4 in drc's b/c/d/e convention
 with drc's full-Hessian covariance (:mod:`.fit`), effective doses with
 delta-method CIs (:mod:`.ed`), joint fits and ED50 ratios (:mod:`.compare`),
 the same single-curve fits for many curves at once (:mod:`.manyfit`, used by
-the stage), vectorised boxed LL.4 screen fitting (:mod:`.batch`), GR metrics
-(:mod:`.gr`), plate normalisation (:mod:`.normalise`) and plate QC (:mod:`.qc`).
+the stage, :mod:`.stage`), GR metrics (:mod:`.gr`), plate normalisation
+(:mod:`.normalise`) and plate QC (:mod:`.qc`).
 """
 
-from .batch import fit_ll4_batch
 from .compare import JointFit, compare_ed50, ed_ratio, fit_joint
 from .ed import activity_area, area_under_curve, ed
 from .fit import FitResult, fit_curve, lack_of_fit, select_model
@@ -28,7 +27,6 @@ __all__ = [
     "ed_ratio",
     "fit_curve",
     "fit_joint",
-    "fit_ll4_batch",
     "fit_many",
     "gr_fit",
     "gr_metrics",

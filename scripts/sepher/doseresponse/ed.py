@@ -24,42 +24,15 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .fit import CONFIDENCE, FitResult
-from .models import get_model, model_jacobian, model_response
+from .models import get_model, model_response
 
 __all__ = [
     "activity_area",
     "area_under_curve",
     "ed",
     "area_under_curve_many",
-    "ed_gradient",
     "ed_many",
 ]
-
-
-def _level_and_gradient(fit: FitResult, level: float, kind: str, theta: np.ndarray):
-    """Target response and its gradient in the full parameters."""
-    grad = np.zeros(theta.size)
-    if kind == "absolute":
-        return float(level), grad
-    # relative: p% of the way from the dose-0 asymptote to the infinite-dose one
-    p = level / 100.0
-    b = theta[0]
-    top, bottom = (2, 1) if b > 0 else (1, 2)  # index of f(0) and f(inf)
-    target = theta[top] + p * (theta[bottom] - theta[top])
-    grad[top] = 1.0 - p
-    grad[bottom] = p
-    return float(target), grad
-
-
-def ed_gradient(fit: FitResult, dose: float, target_grad: np.ndarray) -> np.ndarray:
-    """Gradient of the ED in the full parameter vector (implicit function theorem)."""
-    theta = fit.theta
-    _, jac = model_jacobian(fit.model, np.array([dose]), theta)
-    h = 1e-6 * dose
-    fp = model_response(fit.model, np.array([dose + h]), theta)[0]
-    fm = model_response(fit.model, np.array([dose - h]), theta)[0]
-    df_dx = (fp - fm) / (2 * h)
-    return -(jac[0] - target_grad) / df_dx
 
 
 def _display(estimate, lower_limit, upper_limit, below, above, unit):

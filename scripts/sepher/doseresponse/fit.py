@@ -5,7 +5,7 @@ response); the covariance is drc's: ``inv(H / (2 s^2))`` with ``H`` the full
 Hessian of the residual sum of squares at the optimum (not the Gauss-Newton
 ``J'J``) and ``s^2 = RSS / (n - p)``; confidence intervals are
 ``estimate +/- t(0.975, n - p) SE``. See Ritz et al. (2015) PLoS ONE
-10:e0146021 and ``REFERENCE-METHODS.md``.
+10:e0146021 (R package drc) and docs/methods-reference.md.
 """
 
 from __future__ import annotations
@@ -308,8 +308,9 @@ def fit_curve(
     bounds : dict, optional
         Box constraints ``{name: (lower, upper)}`` on free parameters (natural
         scale, ``e`` in dose units), e.g. ``{"b": (-50, 50), "e": (1e-6, 4e4)}``
-        as used by :func:`sepher.doseresponse.batch.fit_ll4_batch`. drc has
-        none (default).
+        (``|b| <= 50``, ``e`` within 1000x of the tested doses: the box
+        outside which :func:`sepher.doseresponse.fit_many` counts an optimum
+        as not finite). drc has none (default).
 
     Returns
     -------

@@ -40,10 +40,22 @@ loop over curves:
    Jacobian, relative step 1e-5), for all curves at once, as
    :func:`~sepher.doseresponse.fit.rss_hessian`.
 
+This is the package's only vectorised fitter (the one the stage uses): the
+profile-grid helpers it needs (:func:`_log_e_grid`,
+``_LOG_ZERO``, ``_T_CLIP``) live here rather than in a module of their own
+because nothing else uses them.
+
 Each curve's arithmetic depends only on its own row (element-wise
-operations, row reductions and per-curve 4 x 4 or 5 x 5 solves), so a curve
-gets the same digits whatever other curves share its batch, provided rows
-have the same width (callers group curves by number of observations).
+operations, row reductions and per-curve 4 x 4 or 5 x 5 solves), provided
+rows have the same width (callers group curves by number of observations),
+with one exception: the iteration's predicted decrease, which steers the
+damping, is an ``einsum``, whose order of summation can depend on the number
+of rows, and so can its last digit. The profile-grid starts are the same
+digits whatever other curves share the batch (shared-grid or per-curve
+path); a curve with a finite optimum gets its estimates to the precision of
+the iteration, but one without (an optimum at infinity, a valley of
+near-constant RSS) can stop at another point of the valley, with an RSS
+equal to about 1e-8 relative (tests/test_doseresponse_units.py).
 """
 
 from __future__ import annotations
@@ -54,7 +66,6 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .batch import _LOG_ZERO, _T_CLIP, _log_e_grid
 from .fit import CONFIDENCE, FitResult, fit_curve
 from .models import get_model
 
@@ -72,6 +83,10 @@ FTOL, XTOL, GTOL = 1e-14, 1e-12, 1e-13
 MAX_ITER = 1000
 #: also done: RSS changed by less than STALL_TOL (relative) over STALL_ITER iterations
 STALL_ITER, STALL_TOL = 20, 1e-12
+#: log dose standing for dose 0 in the per-dose arrays (no such dose in the ED grid)
+_LOG_ZERO = -1e3
+#: |b (log x - log e)| beyond this: the logistic is 0 or 1 to double precision
+_T_CLIP = 50.0
 
 
 def _robust_rho(loss: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -298,6 +313,7 @@ def _lm(problem: _Problem, z0, rows, loss=None, scale=None, max_iter=MAX_ITER):
             f_new, jac_new = problem.evaluate(z_new, lx, positive, base_phi)
             r_new = (f_new - y) * w
             cost_new, wt_new = _cost(r_new, base, loss, sc, off)
+            # (einsum: the last digit can depend on the number of rows, module docstring)
             predicted = -(
                 np.einsum("ap,ap->a", grad, step)
                 + 0.5 * np.einsum("ap,apq,aq->a", step, hess, step)
@@ -481,6 +497,34 @@ def _profile_sums(g, n, y, c_fixed, d_fixed, shared):
     return rss, d_fixed + k, np.full_like(rss, d_fixed)
 
 
+def _log_e_grid(lx, w, lo, hi, log_factor, per_gap, max_points=80):
+    """Candidate log EDs (C, E) for the profile grid, one sorted row per curve.
+
+    Every ``1 / per_gap`` of the median log-dose spacing over the tested
+    range extended by one spacing each side, then every spacing out to
+    ``log_factor`` beyond the tested range, both ends included.
+
+    lx, w : (C, G) log doses (``_LOG_ZERO`` for dose 0) and which are used;
+    lo, hi : (C,) log of the smallest and largest positive used dose.
+    """
+    lx_obs = np.sort(np.where(w & (lx > _LOG_ZERO), lx, np.nan), axis=1)
+    steps = np.diff(lx_obs, axis=1)
+    steps = np.where(steps > 1e-9, steps, np.nan)  # replicate doses: no step
+    with np.errstate(all="ignore"):
+        gap = np.nanmedian(np.where(np.isfinite(steps), steps, np.nan), axis=1)
+    gap = np.where(np.isfinite(gap) & (gap > 0), gap, 1.0)
+    span = hi - lo + 2 * gap
+    n_inner = int(min(max_points, np.ceil(np.max(span / gap) * per_gap) + 1))
+    inner = (lo - gap)[:, None] + span[:, None] * np.linspace(0.0, 1.0, n_inner)[None, :]
+    outer = max(log_factor - gap.min(), 0.0)
+    n_out = int(min(max_points // 2, max(1, np.ceil(outer / gap.min()))))
+    u = np.linspace(0.0, 1.0, n_out + 1)[None, :-1]
+    below = (lo - log_factor)[:, None] + (log_factor - gap)[:, None] * u
+    above = (hi + log_factor)[:, None] - (log_factor - gap)[:, None] * u
+    grid = np.concatenate([below, inner, above], 1)
+    return np.sort(np.clip(grid, (lo - log_factor)[:, None], (hi + log_factor)[:, None]), 1)
+
+
 def _profile_starts(family, lx_u, count, mean, lo, hi, c_fixed, d_fixed, n_starts, chunk=256):
     """Starts (b, c, d, log e) at the best local minima of the RSS profiled over c, d.
 
@@ -491,7 +535,7 @@ def _profile_starts(family, lx_u, count, mean, lo, hi, c_fixed, d_fixed, n_start
     Weibull family, drc's W2.4, and fit_curve's self-starter starts LL.5 and
     W1.4 with ``b > 0`` on falling data) or of both signs when ``c`` or
     ``d`` is fixed, by the candidate ED values of
-    :func:`sepher.doseresponse.batch._log_e_grid` (1000x beyond the tested
+    :func:`_log_e_grid` (1000x beyond the tested
     doses); ``c``/``d`` fixed to the given values where not NaN. Curves with
     the same doses share one grid of curve shapes (sums as matrix products).
     Returns a list of ``n_starts`` arrays (C, 4).

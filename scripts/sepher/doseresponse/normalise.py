@@ -1,7 +1,7 @@
 """Plate normalisation: viability relative to vehicle and blank wells.
 
 ``viability = (signal - blank mean) / (vehicle mean - blank mean)`` per plate
-(SPEC ``plates``). Vehicle wells stay in the table with ``concentration = 0``
+(docs/data-dictionary.md, ``plates``). Vehicle wells stay in the table with ``concentration = 0``
 so that they enter the dose-response fit as dose-0 observations, as in drc.
 """
 
@@ -19,7 +19,7 @@ def normalise_plate(plates: pd.DataFrame, by=("plate_id",)) -> pd.DataFrame:
     Parameters
     ----------
     plates : pandas.DataFrame
-        SPEC ``plates`` table: ``plate_id, well, cell_line, condition, drug,
+        ``plates`` table: ``plate_id, well, cell_line, condition, drug,
         concentration, concentration_unit, role`` (treated / vehicle / blank /
         time0), ``replicate, signal``.
     by : sequence of str

@@ -32,7 +32,7 @@ def plate_qc(
     Parameters
     ----------
     plates : pandas.DataFrame
-        SPEC ``plates`` table (``plate_id, role, signal``).
+        ``plates`` table of docs/data-dictionary.md (``plate_id, role, signal``).
     min_z_prime : float
         Z' below this is flagged (0.5: "excellent assay" threshold).
     max_cv_percent : float

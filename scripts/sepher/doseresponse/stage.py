@@ -40,7 +40,6 @@ from scipy import stats
 
 from .compare import compare_ed50, ed_ratio, fit_joint
 from .ed import area_under_curve_many, ed_many
-from .fit import FitResult
 from .gr import gr_metrics
 from .manyfit import ManyFits, dose_range, fit_many, lack_of_fit_many, model_jacobian_many
 from .models import get_model
@@ -50,11 +49,8 @@ from .qc import plate_qc
 __all__ = [
     "CURVE_KEYS",
     "compare_conditions",
-    "confidence_band",
-    "curve_observations",
     "fit_curves",
     "normalise_plates",
-    "rout_outliers",
 ]
 
 #: Columns identifying one dose-response curve.
@@ -124,27 +120,6 @@ def normalise_plates(
     return viability, qc
 
 
-def curve_observations(viability: pd.DataFrame, cell_line, condition, drug) -> pd.DataFrame:
-    """Wells of one curve: its treated wells and the vehicle wells of their plates.
-
-    Vehicle wells enter at dose 0, as in drc (SPEC ``plates``).
-    """
-    treated = viability[
-        (viability["role"] == "treated")
-        & (viability["cell_line"] == cell_line)
-        & (viability["condition"] == condition)
-        & (viability["drug"] == drug)
-    ]
-    vehicle = viability[
-        (viability["role"] == "vehicle") & viability["plate_id"].isin(set(treated["plate_id"]))
-    ]
-    # vehicle wells belong to every curve of their plate: label them with this curve
-    vehicle = vehicle.assign(concentration=0.0, drug=drug, condition=condition)
-    out = pd.concat([treated, vehicle])
-    out = out[np.isfinite(out["viability"].to_numpy(float))]
-    return out.sort_values(["plate_id", "well"], kind="stable")
-
-
 def _rout_many(robust_fit: ManyFits, q: float) -> np.ndarray:
     """ROUT outliers (C, M) from robust fits of complete rows (module docstring)."""
     x, y = robust_fit.dose, robust_fit.response
@@ -171,30 +146,6 @@ def _rout_many(robust_fit: ManyFits, q: float) -> np.ndarray:
     return out
 
 
-def rout_outliers(
-    dose, response, model: str = "LL.4", q: float = 0.01, fixed: dict | None = None
-) -> np.ndarray:
-    """Outlying observations by ROUT (Motulsky & Brown 2006).
-
-    Parameters
-    ----------
-    dose, response : array_like, shape (n,)
-    model : str
-        drc model name.
-    q : float
-        False discovery rate (GraphPad Prism's ROUT ``Q``; 0.01 = 1 %).
-    fixed : dict, optional
-
-    Returns
-    -------
-    ndarray of bool, shape (n,)
-        True for observations declared outliers.
-    """
-    x = np.asarray(dose, float)[None, :]
-    y = np.asarray(response, float)[None, :]
-    return _rout_many(fit_many(x, y, model=model, fixed=fixed, robust="cauchy"), q)[0]
-
-
 def _band_many(fit: ManyFits, doses, conf_level: float):
     """Fitted curves (C, K) with delta-method SE and t bands at doses (C, K)."""
     fitted, jac = model_jacobian_many(fit.model, doses, fit.theta)
@@ -211,41 +162,11 @@ def _band_many(fit: ManyFits, doses, conf_level: float):
     return fitted, se, fitted - tq[:, None] * se, fitted + tq[:, None] * se
 
 
-def confidence_band(fit: FitResult, doses, conf_level: float = 0.95) -> pd.DataFrame:
-    """Fitted curve with a pointwise delta-method confidence band.
-
-    ``Var f(x) = g(x)' V g(x)`` with ``g`` the gradient of the model in the
-    free parameters and ``V`` the fit's covariance; band = fit +/- t(df) SE.
-
-    Parameters
-    ----------
-    fit : FitResult
-    doses : array_like
-        Doses (unit of ``e``).
-    conf_level : float
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``dose, fitted, se, lower, upper``.
-    """
-    x = np.asarray(doses, float)
-    many = ManyFits(
-        model=fit.model, names=list(fit.params), fixed=fit.fixed, theta=fit.theta[None],
-        covariance=fit.covariance.to_numpy()[None], rss=np.array([fit.rss]),
-        n=np.array([fit.n]), df_residual=np.array([fit.df_residual]),
-        converged=np.array([fit.converged]), aic=np.array([fit.aic]),
-        flat_pvalue=np.array([fit.flat_pvalue]), flags=[fit.flags], dose=x[None],
-        response=np.full((1, x.size), np.nan), used=np.zeros((1, x.size), bool),
-    )  # fmt: skip
-    fitted, se, lower, upper = _band_many(many, x[None], conf_level)
-    return pd.DataFrame(
-        {"dose": x, "fitted": fitted[0], "se": se[0], "lower": lower[0], "upper": upper[0]}
-    )
-
-
 def _layout(viability: pd.DataFrame, by_replicate: bool):
-    """Every fit's observations in one long table (the rows ``curve_observations`` gives).
+    """Every fit's observations in one long table.
+
+    A curve's observations are its treated wells and the vehicle wells of
+    their plates, which enter at dose 0 as in drc (docs/methods-reference.md).
 
     Returns ``obs`` (one row per well and fit, sorted by fit, plate, well; column
     ``_fit`` the fit number), ``fits`` (one row per fit: curve keys, ``replicate``,

@@ -16,11 +16,11 @@ from sepher.figures.style import (
     GREY,
     LIGHT_GREY,
     format_ci,
-    format_p,
     group_colours,
     manual_figure,
     stamp_simulated,
 )
+from sepher.formatting import format_p
 
 __all__ = ["plot_dose_response", "plot_dose_response_qc", "replicate_means"]
 

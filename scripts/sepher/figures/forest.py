@@ -15,12 +15,13 @@ import pandas as pd
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import blended_transform_factory
 
+from sepher.formatting import format_p
+
 from .style import (
     DOUBLE_COLUMN_MM,
     GREY,
     LIGHT_GREY,
     format_ci,
-    format_p,
     humanise,
     is_blank,
     manual_figure,

@@ -22,11 +22,11 @@ from sepher.figures.style import (
     GREY,
     LIGHT_GREY,
     PALETTE,
-    format_p,
     group_colours,
     manual_figure,
     stamp_simulated,
 )
+from sepher.formatting import format_p
 
 __all__ = [
     "choose_representative",

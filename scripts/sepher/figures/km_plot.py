@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.transforms import offset_copy
 
+from sepher.formatting import format_p
+
 from .style import (
     GREY,
     SINGLE_COLUMN_MM,
     fit_suptitle,
     format_ci,
-    format_p,
     format_time,
     group_colours,
     mm,
@@ -561,3 +562,84 @@ def _place_note(fig, ax, notes, curves, groups, finite_medians, x_max):
         lifted = offset_copy(ax.transAxes, fig=fig, y=lift_pt, units="points")
         legend.set_bbox_to_anchor((0.0, 1.01), transform=lifted)
     return note, note.get_window_extent(renderer).height / fig.dpi * 25.4 + 0.6
+
+
+def km_inputs(
+    curves: pd.DataFrame,
+    medians: pd.DataFrame,
+    logrank: pd.DataFrame,
+    cox: pd.DataFrame | None,
+    *,
+    analysis: str,
+    endpoint: str,
+    group: str,
+    group_levels=(),
+    group_labels=(),
+    time_max: float,
+    tick_step: float,
+) -> dict:
+    """The data arguments of :func:`plot_km` for one analysis of the survival stage's tables.
+
+    Parameters
+    ----------
+    curves, medians, logrank : DataFrame
+        ``km_curves.csv``, ``km_medians.csv``, ``logrank.csv`` of
+        :func:`sepher.survival.stage.km_tables` (all analyses; column
+        ``analysis``).
+    cox : DataFrame or None
+        ``cox.csv``; its univariate hazard ratio of `group` for `endpoint`
+        is shown for the ``os`` and ``pfs2`` analyses.
+    analysis : str
+        ``"os"``, ``"pfs2"`` or ``"by_line"``.
+    endpoint : str
+        ``"OS"`` or ``"PFS2"`` (the Cox table's endpoint).
+    group : str
+        Compared column (the Cox term of the hazard ratio).
+    group_levels, group_labels : sequence
+        Levels of `group` and their display names (``survival.group_levels``
+        / ``group_labels``); empty for ``by_line``, where every level found
+        is shown as ``"<level> line"``.
+    time_max, tick_step : float
+        x axis end and tick step; numbers at risk are computed at the ticks.
+
+    Returns
+    -------
+    dict
+        ``curves``, ``medians``, ``at_risk``, ``group_labels``,
+        ``logrank_p``, ``hr`` (None unless ``os``/``pfs2``), to pass to
+        :func:`plot_km` as keyword arguments.
+    """
+    from sepher.survival.stage import at_risk_from_curves
+
+    pick = {}
+    for name, table in (("curves", curves), ("medians", medians), ("logrank", logrank)):
+        pick[name] = table[table["analysis"] == analysis]
+    if len(group_levels):
+        levels = [str(v) for v in group_levels]
+        labels = dict(zip(levels, group_labels, strict=True))
+    else:
+        levels = list(dict.fromkeys(pick["medians"]["group"].astype(str)))
+        labels = {level: f"{level} line" for level in levels}
+    for name in ("curves", "medians"):
+        pick[name] = pick[name].assign(group=pick[name]["group"].astype(str))
+    grid = np.arange(0, time_max + 1e-9, tick_step)
+    hr = None
+    if analysis in ("os", "pfs2"):
+        row = cox[
+            (cox["endpoint"] == endpoint) & (cox["model"] == "univariate") & (cox["term"] == group)
+        ].iloc[0]
+        hr = {
+            "hr": row["hr"],
+            "lower": row["hr_lower"],
+            "upper": row["hr_upper"],
+            "p": row["p"],
+            "label": f"{labels[levels[1]]} vs {labels[levels[0]]}",
+        }
+    return {
+        "curves": pick["curves"],
+        "medians": pick["medians"],
+        "at_risk": at_risk_from_curves(pick["curves"], grid),
+        "group_labels": labels,
+        "logrank_p": float(pick["logrank"]["p"].iloc[0]),
+        "hr": hr,
+    }

@@ -20,11 +20,88 @@ VARIABLE_LABELS = {
 }
 
 
-#: Display names of the survival endpoints.
+#: Display names of the survival endpoints; ``{line}`` is the adjective of the
+#: analysed T-DM1 line (``survival.tdm1_line``), see :func:`endpoint_name`.
 ENDPOINT_LABELS = {
     "OS": "Overall survival",
-    "PFS2": "PFS on second-line T-DM1",
+    "PFS2": "PFS on {line} T-DM1",
 }
+
+_ORDINALS = (
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+)
+
+
+def line_ordinal(line: int) -> str:
+    """Ordinal word of a line of therapy.
+
+    Parameters
+    ----------
+    line : int
+        Line number, >= 1.
+
+    Returns
+    -------
+    str
+        ``"first"`` ... ``"tenth"`` for 1-10, then ``"11th"``, ``"12th"``,
+        ``"13th"``, ``"21st"``, ``"22nd"``, ``"23rd"``, ``"101st"``, ...
+
+    Raises
+    ------
+    ValueError
+        If `line` is not an integer >= 1.
+    """
+    if isinstance(line, bool) or int(line) != line or line < 1:
+        raise ValueError(f"a line of therapy is an integer >= 1, not {line!r}")
+    n = int(line)
+    if n <= len(_ORDINALS):
+        return _ORDINALS[n - 1]
+    if n % 100 in (11, 12, 13):
+        return f"{n}th"
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def line_adjective(line: int) -> str:
+    """Compound adjective of a line of therapy: ``"second-line"``, ``"11th-line"``."""
+    return f"{line_ordinal(line)}-line"
+
+
+def endpoint_name(endpoint: str, tdm1_line: int) -> str:
+    """Display name of a survival endpoint for the analysed T-DM1 line.
+
+    Parameters
+    ----------
+    endpoint : str
+        ``"OS"``, ``"PFS2"``; other names are returned unchanged.
+    tdm1_line : int
+        Line of T-DM1 analysed (``survival.tdm1_line``).
+
+    Returns
+    -------
+    str
+        ``endpoint_name("PFS2", tdm1_line=2)`` is ``"PFS on second-line T-DM1"``.
+    """
+    label = ENDPOINT_LABELS.get(endpoint, endpoint)
+    return label.format(line=line_adjective(tdm1_line)) if "{line}" in label else label
+
+
+def endpoint_names(tdm1_line: int, endpoints=None) -> dict[str, str]:
+    """Endpoint -> display name (:func:`endpoint_name`) of every endpoint in `endpoints`.
+
+    `endpoints` defaults to the keys of :data:`ENDPOINT_LABELS`.
+    """
+    endpoints = ENDPOINT_LABELS if endpoints is None else endpoints
+    return {e: endpoint_name(e, tdm1_line) for e in endpoints}
 
 
 def variable_label(name: str) -> str:

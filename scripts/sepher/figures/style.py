@@ -161,36 +161,6 @@ def group_colours(groups: Iterable[str], colours: Mapping[str, str] | None = Non
     return out
 
 
-def format_p(p: float, *, prefix: str = "p") -> str:
-    """Format a p-value as printed in the paper.
-
-    Two significant digits (``p = 0.034``, ``p = 0.0006``), ``p < 0.0001``
-    below 1e-4, ``p > 0.99`` above 0.99.
-
-    Parameters
-    ----------
-    p : float
-        The p-value.
-    prefix : str, default "p"
-        Text before the relation; ``""`` gives the bare number ("0.034").
-
-    Returns
-    -------
-    str
-    """
-    if p is None or not np.isfinite(p):
-        return f"{prefix} = NA".strip() if prefix else "NA"
-    if p < 1e-4:
-        rel, num = "<", "0.0001"
-    elif p > 0.99:
-        rel, num = ">", "0.99"
-    else:
-        rel, num = "=", f"{p:.2g}"
-    if not prefix:
-        return num if rel == "=" else f"{rel} {num}"
-    return f"{prefix} {rel} {num}"
-
-
 def format_ci(estimate: float, lower: float, upper: float, fmt: str = "{:.2f}") -> str:
     """Format an estimate with its confidence interval: ``"1.62 (1.23–2.13)"``.
 

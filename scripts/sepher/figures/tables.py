@@ -6,7 +6,8 @@ centred. When the second column is named ``level`` (as in Table 1:
 ``characteristic, level, <group 1>, <group 2>, p``), each characteristic
 is printed once as a heading row and its levels are indented under it.
 Headers wrap at spaces (never inside a word); a column is widened to its
-longest word instead.
+longest word instead. :func:`table1_for_print` and :func:`table2_for_print`
+turn the survival stage's Table 1 and Cox tables into the printed tables.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from sepher.formatting import format_p
+
+from .labels import endpoint_name, variable_label
 from .style import (
     DOUBLE_COLUMN_MM,
     SINGLE_COLUMN_MM,
-    format_p,
+    format_ci,
     is_blank,
     manual_figure,
     stamp_simulated,
@@ -327,3 +331,103 @@ def render_table(
     if simulated:
         stamp_simulated(fig)
     return fig
+
+
+# --------------------------------------------------------------------------- the study's tables
+#: Title and footnote of each table of the paper (Table 2's footnote is computed).
+TABLE_TITLES = {
+    "table1": "Table 1. Patient characteristics",
+    "table2": "Table 2. Cox proportional-hazards models",
+}
+TABLE1_FOOTNOTE = "n (%) or median [Q1,Q3]; p: chi-squared / Fisher's exact or Kruskal-Wallis test."
+
+
+def table1_for_print(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 for print: readable names, the number of patients in each column header.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``results/survival/table1.csv`` (:func:`sepher.survival.table1.characteristics`):
+        ``variable, level, statistic, <groups>, overall, missing, p, test``,
+        with a row ``variable == "n"`` holding each column's patient count.
+
+    Returns
+    -------
+    DataFrame
+        ``Characteristic`` (variable label and statistic), ``level``, one
+        column per group headed ``"<group>\\n(n = <count>)"``, ``Missing``,
+        ``p``, ``Test``; the ``n`` row dropped.
+    """
+    table = table.fillna("")
+    fixed = {"variable", "level", "statistic", "missing", "p", "test"}
+    is_n = table["variable"] == "n"
+    headers = {"variable": "Characteristic", "missing": "Missing", "test": "Test"}
+    for column in table.columns:
+        if column in fixed:
+            continue
+        name = "Overall" if column == "overall" else str(column)
+        n = table.loc[is_n, column]
+        headers[column] = f"{name}\n(n = {int(float(n.iloc[0]))})" if len(n) else name
+    table = table[~is_n].copy()
+    table["variable"] = [
+        variable_label(v) + (f", {s}" if s else "")
+        for v, s in zip(table["variable"], table["statistic"], strict=True)
+    ]
+    return table.drop(columns=["statistic"]).rename(columns=headers)
+
+
+def table2_for_print(
+    cox: pd.DataFrame, *, tdm1_line: int, endpoints: Sequence[str] = ("OS", "PFS2")
+) -> tuple[pd.DataFrame, str]:
+    """Table 2 for print: univariate and multivariate Cox side by side, one row per coefficient.
+
+    Parameters
+    ----------
+    cox : DataFrame
+        ``results/survival/cox.csv`` (:func:`sepher.survival.stage.cox_tables`).
+    tdm1_line : int
+        Analysed T-DM1 line (``survival.tdm1_line``), for the endpoint headings.
+    endpoints : sequence of str
+        Endpoints shown, in order.
+
+    Returns
+    -------
+    table : DataFrame
+        ``Variable`` (the endpoint heading, one block per endpoint), ``level``
+        (term and level vs reference), HR (95% CI) and p of each model
+        (:func:`sepher.formatting.format_p`).
+    footnote : str
+        Complete-case note with n, events and excluded patients per endpoint.
+    """
+    rows = []
+    for endpoint in endpoints:
+        part = cox[cox["endpoint"] == endpoint]
+        heading = f"{endpoint_name(endpoint, tdm1_line)} ({endpoint})"
+        multi = part[part["model"] == "multivariate"].set_index("column")
+        uni = part[part["model"] == "univariate"].set_index("column")
+        for column in multi.index:
+            m, u = multi.loc[column], uni.loc[column]
+            label = variable_label(m["term"])
+            if not (pd.isna(m["level"]) or m["level"] == ""):
+                label += f": {m['level']} vs {m['reference']}"
+            rows.append(  # one heading row per endpoint, terms indented under it
+                {
+                    "Variable": heading,
+                    "level": label,
+                    "Univariate HR (95% CI)": format_ci(u["hr"], u["hr_lower"], u["hr_upper"]),
+                    "p (uni)": format_p(u["p"], prefix=""),
+                    "Multivariate HR (95% CI)": format_ci(m["hr"], m["hr_lower"], m["hr_upper"]),
+                    "p (multi)": format_p(m["p"], prefix=""),
+                }
+            )
+    n = (
+        cox[cox["model"] == "multivariate"]
+        .groupby("endpoint")[["n", "events", "n_excluded"]]
+        .first()
+    )
+    note = "; ".join(
+        f"{e}: n = {r.n}, events = {r.events}, excluded (missing data) = {r.n_excluded}"
+        for e, r in n.iterrows()
+    )
+    return pd.DataFrame(rows), "Multivariate model, complete cases. " + note

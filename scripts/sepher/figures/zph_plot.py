@@ -15,12 +15,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from sepher.formatting import format_p
+
 from .style import (
     DOUBLE_COLUMN_MM,
     GREY,
     OKABE_ITO,
     fit_suptitle,
-    format_p,
     mm,
     require_columns,
     stamp_simulated,

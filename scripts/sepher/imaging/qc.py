@@ -1,11 +1,16 @@
-"""Per-image quality control: focus and saturation."""
+"""Quality control: per-image focus and saturation; the per-cell flags' names."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["focus_score", "image_qc", "flag_focus_outliers"]
+__all__ = ["CELL_FLAGS", "focus_score", "image_qc", "flag_focus_outliers"]
+
+#: Per-cell QC flags, boolean columns of :func:`sepher.imaging.measure.measure_cells`:
+#: the cell touches the field border, holds saturated pixels, or has an
+#: implausible nucleus or cell area. A flagged cell is left out of every summary.
+CELL_FLAGS = ("border", "saturated", "implausible_size")
 
 
 def focus_score(channel: np.ndarray) -> float:
@@ -97,7 +102,7 @@ def image_qc(
     return {"focus_score": focus, "saturated_fraction": sat_frac, "flags": flags}
 
 
-def flag_focus_outliers(scores, k: float = 3.0) -> np.ndarray:
+def flag_focus_outliers(scores, k: float = 5.0) -> np.ndarray:
     """Images whose log focus score lies more than ``k`` robust SDs below the
     run median (SD = 1.4826 x MAD of the log scores).
 

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sepher.imaging.qc import CELL_FLAGS
+
 __all__ = ["aggregate", "compare_conditions"]
 
 DEFAULT_VALUES = (
@@ -22,7 +24,6 @@ DEFAULT_VALUES = (
     "membrane_completeness",
     "nuclear_fraction",
 )
-DEFAULT_FLAGS = ("border", "saturated", "implausible_size")
 
 
 def aggregate(
@@ -32,7 +33,7 @@ def aggregate(
     image_col: str = "image_id",
     replicate_col: str = "replicate",
     condition_cols=("cell_line", "condition"),
-    exclude_flags=DEFAULT_FLAGS,
+    exclude_flags=CELL_FLAGS,
     confidence: float = 0.95,
 ) -> dict[str, pd.DataFrame]:
     """Summarise per-cell values per image, replicate and condition.
@@ -88,7 +89,7 @@ def aggregate_images(
     image_col: str = "image_id",
     replicate_col: str = "replicate",
     condition_cols=("cell_line", "condition"),
-    exclude_flags=DEFAULT_FLAGS,
+    exclude_flags=CELL_FLAGS,
 ) -> pd.DataFrame:
     """Per-image level of :func:`aggregate` (median of kept cells, counts).
 

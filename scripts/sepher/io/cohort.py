@@ -1,12 +1,12 @@
 """Read and validate the cohort table; derive OS and PFS2 (defined once, here).
 
-The cohort CSV (SPEC ``cohort``) has one row per patient: ``patient_id``,
+The cohort CSV (docs/data-dictionary.md) has one row per patient: ``patient_id``,
 ``tdm1_line``, ``first_line_pertuzumab`` and either dates
 (``advanced_dx_date, tdm1_start_date, tdm1_progression_date, last_contact_date,
 vital_status``) or durations (``os_months, os_event, pfs2_months,
 pfs2_event``), plus optional covariates.
 
-Endpoints (SPEC):
+Endpoints (docs/methods-reference.md):
 
 * OS: advanced diagnosis to death; event when ``vital_status`` is dead, the
   death being at ``last_contact_date``; otherwise censored at last contact.

@@ -29,7 +29,7 @@ import re
 
 from sepher.errors import InputError
 
-#: The study's own columns (SPEC inputs), never refused.
+#: The study's own input columns (docs/data-dictionary.md), never refused.
 STUDY_COLUMNS = frozenset(
     {
         "patient_id",

@@ -1,4 +1,4 @@
-"""The plates table: one CSV row per plate-reader well reading (SPEC ``plates``).
+"""The plates table: one CSV row per plate-reader well reading (docs/data-dictionary.md).
 
 :func:`read_plates` checks every row before any normalisation or fit and
 raises one :class:`~sepher.errors.InputError` naming the file, the 1-based
@@ -111,7 +111,7 @@ def read_plates(path) -> pd.DataFrame:
     Parameters
     ----------
     path : path
-        CSV with the SPEC ``plates`` columns: ``plate_id, well, cell_line,
+        CSV with the ``plates`` columns: ``plate_id, well, cell_line,
         condition, drug, concentration, concentration_unit, role, replicate,
         signal`` and optionally ``time_h`` (hours).
 

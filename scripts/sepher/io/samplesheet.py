@@ -1,4 +1,4 @@
-"""The images sample sheet: one TSV row per image file (SPEC ``images``).
+"""The images sample sheet: one TSV row per image file (docs/data-dictionary.md).
 
 :func:`read_sample_sheet` validates every row before any image is opened and
 returns the rows with an absolute ``file`` column. Paths are relative to the
@@ -26,10 +26,17 @@ ASSAYS = ("IF", "IHC")
 TIMEPOINTS = ("pre", "post")
 
 
+def _close_match(table, column):
+    """A column of `table` that may be `column` misspelt: never another sheet column
+    (her2_channel is not a misspelt nuclear_channel)."""
+    unknown = [c for c in table.columns if c not in SHEET_COLUMNS]
+    return difflib.get_close_matches(column, unknown, n=1)
+
+
 def _require(table, file, columns, rows_label):
     for column in columns:
         if column not in table.columns:
-            close = difflib.get_close_matches(column, list(table.columns), n=1)
+            close = _close_match(table, column)
             raise InputError(
                 file,
                 f"a column named '{column}' ({rows_label})",
@@ -37,6 +44,39 @@ def _require(table, file, columns, rows_label):
                 value=None,
                 hint=f"Found '{close[0]}': rename it." if close else None,
             )
+
+
+def _require_for(table, file, assay, columns):
+    """The columns rows of `assay` need; the message names the first such row.
+
+    A sheet of one assay needs only that assay's columns: an IHC-only sheet
+    has no IF column, and an IF-only sheet no IHC column.
+    """
+    rows = table.index[table["assay"] == assay]
+    if not len(rows):
+        return
+    missing = [column for column in columns if column not in table.columns]
+    if not missing:
+        return
+    column = missing[0]
+    index = int(rows[0])
+    close = _close_match(table, column)
+    other = "IHC" if assay == "IF" else "IF"
+    hint = (
+        f"Found '{close[0]}': rename it."
+        if close
+        else f"Add the column, or remove the {assay} rows (a sheet of {other} rows only "
+        f"needs no {assay} column)."
+    )
+    raise InputError(
+        file,
+        f"a column named '{column}' (it is an {assay} row; {assay} rows need "
+        + ", ".join(columns)
+        + ")",
+        row=f"{index + 1} (image_id {table.at[index, 'image_id']})",
+        column=column,
+        hint=hint,
+    )
 
 
 def _fail(file, row_index, column, value, expected, image_id=None):
@@ -101,10 +141,8 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
         if value.upper() not in ASSAYS:
             _fail(file, index, "assay", value, "IF or IHC", table.at[index, "image_id"])
         table.at[index, "assay"] = value.upper()
-    if (table["assay"] == "IF").any():
-        _require(table, file, IF_COLUMNS, "IF rows")
-    if (table["assay"] == "IHC").any():
-        _require(table, file, IHC_COLUMNS, "IHC rows")
+    _require_for(table, file, "IF", IF_COLUMNS)
+    _require_for(table, file, "IHC", IHC_COLUMNS)
     duplicated = table["image_id"].duplicated()
     if duplicated.any():
         index = int(duplicated.to_numpy().nonzero()[0][0])
@@ -177,6 +215,15 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
     ihc_rows = table.index[table["assay"] == "IHC"]
     if len(ihc_rows):
         for index in ihc_rows:
+            if not table.at[index, "patient_id"]:
+                _fail(
+                    file,
+                    index,
+                    "patient_id",
+                    "",
+                    "a non-empty patient_id for IHC rows",
+                    table.at[index, "image_id"],
+                )
             value = table.at[index, "timepoint"].lower()
             if value not in TIMEPOINTS:
                 _fail(

@@ -21,6 +21,7 @@ __all__ = [
     "imaging_counts",
     "ihc_counts",
     "doseresponse_counts",
+    "stage_counts",
     "methods_markdown",
     "markdown_to_html",
 ]
@@ -113,6 +114,37 @@ def doseresponse_counts(fits: pd.DataFrame, plate_qc: pd.DataFrame | None = None
         counts["cell_lines"] = sorted(fits["cell_line"].astype(str).unique())
     if plate_qc is not None:
         counts["plates"] = int(len(plate_qc))
+    return counts
+
+
+def stage_counts(tables: Mapping) -> dict:
+    """Counts of each stage that ran, from its result tables.
+
+    Parameters
+    ----------
+    tables : mapping of str to DataFrame
+        Result tables by name: ``flow`` and ``km_medians`` (cohort),
+        ``image_qc`` and ``if_summary`` (imaging), ``ihc_samples`` (IHC),
+        ``fits`` and optionally ``plate_qc`` (dose-response). A stage whose
+        tables are absent is left out.
+
+    Returns
+    -------
+    dict
+        ``cohort``, ``imaging``, ``ihc``, ``doseresponse``: the counts of
+        :func:`cohort_counts`, :func:`imaging_counts`, :func:`ihc_counts`,
+        :func:`doseresponse_counts`.
+    """
+    counts = {}
+    if "flow" in tables:
+        counts["cohort"] = cohort_counts(tables["flow"], tables["km_medians"])
+    if "if_summary" in tables:
+        summary = tables["if_summary"]
+        counts["imaging"] = imaging_counts(tables["image_qc"], summary[summary["level"] == "image"])
+    if "ihc_samples" in tables:
+        counts["ihc"] = ihc_counts(tables["ihc_samples"])
+    if "fits" in tables:
+        counts["doseresponse"] = doseresponse_counts(tables["fits"], tables.get("plate_qc"))
     return counts
 
 

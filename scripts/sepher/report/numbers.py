@@ -4,7 +4,7 @@ Each function takes the result tables the workflow writes (pandas
 DataFrames, as read by :func:`sepher.io.tables.read_table`) and returns one
 reStructuredText paragraph stating the numbers a reader looks for in that
 figure: medians with their confidence intervals, test statistics and
-p-values, hazard ratios, ratios between conditions, category counts. Nothing
+p-values (:func:`sepher.formatting.format_p`), hazard ratios, ratios between conditions, category counts. Nothing
 here reads files or knows about Snakemake.
 """
 
@@ -16,10 +16,11 @@ import re
 import numpy as np
 import pandas as pd
 
+from sepher.formatting import format_p
+
 __all__ = [
     "format_ci",
     "format_number",
-    "format_p",
     "km_numbers",
     "by_line_numbers",
     "flow_numbers",
@@ -43,18 +44,6 @@ def format_number(value, digits: int = 1) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "not reached"
     return f"{float(value):.{digits}f}"
-
-
-def format_p(p) -> str:
-    """A p-value as "p = 0.031", "p = 0.0006" (two significant digits) or "p < 0.0001"."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "p = NA"
-    p = float(p)
-    if p < 1e-4:
-        return "p < 0.0001"
-    if p >= 0.1:
-        return f"p = {p:.2f}"
-    return f"p = {p:.2g}" if p >= 0.001 else f"p = {p:.1g}"
 
 
 def format_ci(estimate, lower, upper, digits: int = 1, conf_level: float = 0.95) -> str:

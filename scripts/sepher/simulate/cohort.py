@@ -39,7 +39,7 @@ Model (times in months):
   targets the large-sample Kaplan-Meier medians, i.e. what an analysis of
   the simulated data estimates (:func:`model_medians` gives both).
 
-:func:`simulate_cohort` writes the SPEC's date form; :func:`simulate_cohort_large`
+:func:`simulate_cohort` writes the input's date form; :func:`simulate_cohort_large`
 returns the duration form, vectorised for benchmarks (10^6 patients in
 seconds). Endpoints are derived by :func:`sepher.io.cohort.endpoints_from_days`,
 the one definition the reader also uses.
@@ -65,7 +65,7 @@ STRATA = (
     "later_line_naive",
 )
 
-#: Column order of the date form (SPEC ``cohort``).
+#: Column order of the date form (``cohort`` in docs/data-dictionary.md).
 DATE_FORM_COLUMNS = (
     "patient_id",
     "tdm1_line",
@@ -403,7 +403,7 @@ def _iso(days: np.ndarray) -> np.ndarray:
 
 
 def simulate_cohort(n_patients: int = 555, seed: int = 20201, model: dict | None = None):
-    """Simulate the SePHER cohort in the SPEC's date form.
+    """Simulate the SePHER cohort in the date form of docs/data-dictionary.md.
 
     Parameters
     ----------

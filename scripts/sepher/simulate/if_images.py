@@ -100,7 +100,7 @@ CONDITION_SLUGS = {
     "T-R>T+P": "TR-TP",
 }
 
-#: Column order of the sample sheet (SPEC ``images``, IF rows).
+#: Column order of the sample sheet (``images`` in docs/data-dictionary.md, IF rows).
 SHEET_COLUMNS = IF_SHEET_COLUMNS
 
 #: Column order of the per-cell truth table.

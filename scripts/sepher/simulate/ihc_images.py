@@ -273,7 +273,7 @@ def write_demo_ihc(out_dir, seed: int = 20200279, pixel_size_um: float = 0.5) ->
     """Write the demo IHC study: tiles, sample sheet rows, per-cell and per-biopsy truth.
 
     Files (relative to ``out_dir``, the ``resources/demo`` folder):
-    ``images/ihc/<image_id>.png``, ``images_ihc.tsv`` (SPEC ``images`` IHC
+    ``images/ihc/<image_id>.png``, ``images_ihc.tsv`` (docs/data-dictionary.md ``images`` IHC
     rows, paths relative to the sheet), ``truth/ihc_truth.csv`` (per tumour
     cell) and ``truth/ihc_truth.json`` (per biopsy: true class percentages,
     H-score, ASCO/CAP category; and the design). Byte-identical for a seed.

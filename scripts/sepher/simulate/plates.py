@@ -28,7 +28,7 @@ Readout model (one well; CellTiter-Glo-like luminescence, RLU):
   multiplied by ``outlier.factor``.
 
 Plate design: one cell population (cell line x condition x biological
-replicate) per treated plate, so the SPEC's per-plate normalisation
+replicate) per treated plate, so the workflow's per-plate normalisation
 ``(signal - blank mean) / (vehicle mean - blank mean)`` is unambiguous; its
 vehicle wells (``drug = "none"``, concentration 0) are the dose-0
 observations of every drug on the plate. Time-zero wells (``role = time0``,
@@ -62,7 +62,7 @@ import pandas as pd
 from sepher.io.plates import OPTIONAL_COLUMNS as OPTIONAL_PLATES_COLUMNS
 from sepher.io.plates import PLATES_COLUMNS as REQUIRED_PLATES_COLUMNS
 
-#: Column order of the SPEC ``plates`` table: the reader's required columns, then ``time_h``.
+#: Column order of the ``plates`` table (docs/data-dictionary.md): required, then ``time_h``.
 PLATES_COLUMNS = REQUIRED_PLATES_COLUMNS + OPTIONAL_PLATES_COLUMNS
 
 #: Roles of a well.
@@ -341,7 +341,7 @@ def _read_plate(rng, contents, spec, design, doubling_h, time_h, scale, edge_los
 
 
 def simulate_plates(seed: int = 279, design: dict | None = None):
-    """Simulate the SePHER dose-response plates in the SPEC's ``plates`` format.
+    """Simulate the SePHER dose-response plates in the ``plates`` format (docs/data-dictionary.md).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The demo images sample sheet: IF and IHC rows in one TSV (SPEC ``images``)."""
+"""The demo images sample sheet: IF and IHC rows in one TSV (docs/data-dictionary.md)."""
 
 from __future__ import annotations
 
