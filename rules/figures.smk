@@ -20,7 +20,6 @@ rule fig5_cohort_flow:
         mem_mb=1000,
         runtime=10,
     params:
-        tdm1_line=SURVIVAL["tdm1_line"],
         simulated=config["simulated"],
     script:
         "../scripts/fig_cohort_flow.py"
@@ -55,7 +54,6 @@ rule fig6_km_os:
         group=SURVIVAL["group"],
         group_levels=SURVIVAL["group_levels"],
         group_labels=SURVIVAL["group_labels"],
-        tdm1_line=SURVIVAL["tdm1_line"],
         axis=config["figures"]["km_os"],
         simulated=config["simulated"],
     script:
@@ -77,7 +75,6 @@ use rule fig6_km_os as fig7_km_pfs2 with:
         group=SURVIVAL["group"],
         group_levels=SURVIVAL["group_levels"],
         group_labels=SURVIVAL["group_labels"],
-        tdm1_line=SURVIVAL["tdm1_line"],
         axis=config["figures"]["km_pfs2"],
         simulated=config["simulated"],
 
@@ -97,7 +94,6 @@ use rule fig6_km_os as figS4_tdm1_by_line with:
         group="tdm1_line",
         group_levels=[],
         group_labels=[],
-        tdm1_line=SURVIVAL["tdm1_line"],
         axis=config["figures"]["km_by_line"],
         simulated=config["simulated"],
 
@@ -120,6 +116,7 @@ rule fig8_cox_forest:
         mem_mb=1000,
         runtime=10,
     params:
+        tdm1_line=SURVIVAL["tdm1_line"],
         simulated=config["simulated"],
     script:
         "../scripts/fig_cox_forest.py"
@@ -162,6 +159,7 @@ use rule table1_characteristics as table2_cox with:
         figure_benchmark("table2_cox")
     params:
         kind="table2",
+        tdm1_line=SURVIVAL["tdm1_line"],
         simulated=config["simulated"],
 
 
@@ -186,6 +184,7 @@ rule figS3_ph_diagnostics:
         runtime=5,
     params:
         endpoint="OS",
+        tdm1_line=SURVIVAL["tdm1_line"],
         simulated=config["simulated"],
     script:
         "../scripts/fig_ph_diagnostics.py"

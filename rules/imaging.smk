@@ -101,7 +101,6 @@ rule fig2_her2_localisation:
         groups=if_groups(),
         conditions=IMAGING["localisation_conditions"],
         line=IMAGING["representative_line"],
-        drug=config["doseresponse"]["drug"],
         conf_level=IMAGING["conf_level"],
         simulated=config["simulated"],
     script:
@@ -162,7 +161,6 @@ rule figS1_segmentation_qc:
     params:
         fields=if_fields(),
         groups=if_groups(),
-        drug=config["doseresponse"]["drug"],
         simulated=config["simulated"],
     script:
         "../scripts/fig_segmentation_qc.py"

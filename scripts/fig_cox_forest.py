@@ -13,7 +13,7 @@ def main(smk):
         fig = plot_forest(
             cox,
             endpoints=("OS", "PFS2"),
-            endpoint_labels=endpoint_names(getattr(smk.params, "tdm1_line", 2)),
+            endpoint_labels=endpoint_names(smk.params.tdm1_line),
             simulated=smk.params.simulated,
             term_labels=VARIABLE_LABELS,
         )

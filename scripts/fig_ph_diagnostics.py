@@ -14,7 +14,7 @@ def main(smk):
     residuals = residuals.dropna(axis=1, how="all")
     ph = read_table(smk.input.ph_test)
     ph = ph[ph["endpoint"] == endpoint].drop(columns="endpoint")
-    name = endpoint_name(endpoint, getattr(smk.params, "tdm1_line", 2))
+    name = endpoint_name(endpoint, smk.params.tdm1_line)
     with house_style(smk.input.style):
         fig = plot_schoenfeld(
             residuals,

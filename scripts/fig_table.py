@@ -18,7 +18,7 @@ def main(smk):
         table, footnote = table1_for_print(read_table(smk.input.table)), TABLE1_FOOTNOTE
     else:
         table, footnote = table2_for_print(
-            read_table(smk.input.table), tdm1_line=getattr(smk.params, "tdm1_line", 2)
+            read_table(smk.input.table), tdm1_line=smk.params.tdm1_line
         )
     with house_style(smk.input.style):
         fig = render_table(
