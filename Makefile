@@ -46,11 +46,13 @@ dryrun: venv
 # Tests write only under pytest's temporary folders: no bytecode, no cache in the checkout.
 PYTEST := PYTHONDONTWRITEBYTECODE=1 SEPHER_CHECK_PROJECT_WRITES=1 $(BIN)/python -m pytest -p no:cacheprovider
 
-# The full suite (CI, the README's test command): every test, Snakemake runs
-# included (marked slow), then lint and a dry run of every figure target.
+# The full suite (CI, the README's test command): lint first (it fails in
+# seconds), then every test, Snakemake runs included (marked slow), then a dry
+# run of every figure target.
 test: venv
+	$(MAKE) lint
 	$(PYTEST) -q -rs
-	$(MAKE) lint dryrun
+	$(MAKE) dryrun
 
 # Unit and reference tests only (no workflow runs): the tier to iterate on.
 test-fast: venv

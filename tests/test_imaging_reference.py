@@ -1,6 +1,5 @@
 """IF segmentation against real public images (origins and licences: tests/data/README.md)."""
 
-
 import numpy as np
 import pytest
 import tifffile
