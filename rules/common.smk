@@ -56,6 +56,15 @@ def configured(key):
     return bool(config.get(key))
 
 
+def cohort_has_column(column):
+    """True when the configured cohort file's header names `column` (optional columns)."""
+    if not configured("cohort") or not column or not Path(config["cohort"]).is_file():
+        return False
+    with open(config["cohort"], encoding="utf-8-sig") as stream:
+        header = stream.readline()
+    return column in [c.strip() for c in header.strip().split(",")]
+
+
 # Figure id -> the input it is built from, and the tables of each input;
 # each stage's rules file registers its own (docs/architecture.md, registries).
 FIGURES = {}
@@ -167,6 +176,12 @@ def _validate_cohort_once():
         "covariates": SURVIVAL["covariates"],
         "categorical": SURVIVAL["categorical"],
         "tdm1_line": SURVIVAL["tdm1_line"],
+        "delayed_entry": SURVIVAL["delayed_entry"]
+        and SURVIVAL["os_origin"] == "advanced_dx",
+        "strata": SURVIVAL["strata"],
+        "subgroups": SURVIVAL["subgroups"],
+        "weighting_covariates": SURVIVAL["weighting_covariates"],
+        "response": SURVIVAL["response"],
     }
     key = hashlib.sha256(
         (sha256(config["cohort"]) + json.dumps(params, sort_keys=True)).encode()
@@ -180,6 +195,7 @@ def _validate_cohort_once():
         group_levels=params["group_levels"],
         covariates=params["covariates"],
         categorical_levels=params["categorical"],
+        response=params["response"],
     )
     check_analysis_set(
         cohort,
@@ -190,6 +206,10 @@ def _validate_cohort_once():
         covariates=params["covariates"],
         categorical_levels=params["categorical"],
         config_file=_config_name,
+        delayed_entry=params["delayed_entry"],
+        strata=params["strata"],
+        subgroups=params["subgroups"],
+        weighting_covariates=params["weighting_covariates"],
     )
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()

@@ -19,13 +19,45 @@ CAPTION_SOURCES = {
     "ihc_samples": _IHC.samples,
     "ihc_paired": _IHC.paired,
     "ic50_comparisons": _DR.comparisons,
+    "rmst": _KM.rmst,
+    "iptw": rules.survival_weighting.output.iptw,
+    "balance": rules.survival_weighting.output.balance,
+    "subgroups": rules.survival_subgroups.output.subgroups,
+    "response": rules.survival_response.output.response,
+    "mi": rules.survival_imputation.output.mi,
 }
 # Aggregate tables shown in the report (no patient identifiers), by stage.
 REPORT_TABLES = {
     "km_medians": ("Cohort", "Kaplan-Meier medians", _KM.medians),
     "logrank": ("Cohort", "Log-rank tests", _KM.logrank),
     "cox": ("Cohort", "Cox models (Table 2)", _COX.coefficients),
-    "ph_test": ("Cohort", "Proportional-hazards tests", _COX.ph_test),
+    "ph_test": ("Cohort", "Proportional-hazards tests and actions", _COX.ph_test),
+    "rmst": ("Cohort", "Restricted mean survival time", _KM.rmst),
+    "iptw": (
+        "Cohort",
+        "IPTW: weights, weighted Cox and KM",
+        rules.survival_weighting.output.iptw,
+    ),
+    "balance": (
+        "Cohort",
+        "Covariate balance (SMD) before and after IPTW",
+        rules.survival_weighting.output.balance,
+    ),
+    "subgroups": (
+        "Cohort",
+        "Subgroup hazard ratios",
+        rules.survival_subgroups.output.subgroups,
+    ),
+    "mi": (
+        "Cohort",
+        "Multiple imputation (MICE) sensitivity analysis",
+        rules.survival_imputation.output.mi,
+    ),
+    "response": (
+        "Cohort",
+        "Best response (Table 3)",
+        rules.survival_response.output.response,
+    ),
     "table1": (
         "Cohort",
         "Patient characteristics (Table 1)",

@@ -12,6 +12,7 @@ def main(smk):
         group_levels=smk.params.group_levels,
         covariates=smk.params.covariates,
         categorical_levels=smk.params.categorical,
+        response=smk.params.response,
     )
     write_table(endpoints, smk.output.endpoints)
 

@@ -14,6 +14,9 @@ def main(smk):
         group_labels=smk.params.group_labels,
         tdm1_line=smk.params.tdm1_line,
         by_line_max=smk.params.by_line_max,
+        covariates=list(smk.params.covariates),
+        os_origin=smk.params.os_origin,
+        delayed_entry=smk.params.delayed_entry,
     )
     write_table(flow, smk.output.flow)
 

@@ -95,12 +95,56 @@ def test_both_forms_give_the_same_endpoints(tmp_path):
     durations = dates[
         ["patient_id", "tdm1_line", "first_line_pertuzumab", "visceral_mets", "age_at_advanced_dx"]
     ].copy()
-    for column in ("os_months", "os_event", "pfs2_months", "pfs2_event"):
+    for column in ("os_months", "os_event", "pfs2_months", "pfs2_event", "entry_months"):
         durations[column] = dates[column]
     path = tmp_path / "durations.csv"
     durations.to_csv(path, index=False, float_format="%.10g")
     again = read_cohort(path, covariates=["visceral_mets", "age_at_advanced_dx"])
-    pd.testing.assert_frame_equal(again[dates.columns], dates, check_exact=False, rtol=1e-9)
+    same = [c for c in dates.columns if c not in ("tdm1_start_year", "best_response")]
+    # os_tdm1_months = os_months - entry_months of values written with 10 digits
+    pd.testing.assert_frame_equal(again[same], dates[same], check_exact=False, rtol=1e-8)
+    # the calendar year needs the dates
+    assert again["tdm1_start_year"].isna().all()
+    assert dates["tdm1_start_year"].between(2000, 2030).all()
+
+
+def test_entry_and_os_from_tdm1_start_are_derived_from_the_dates(tmp_path):
+    header = (
+        "patient_id,tdm1_line,first_line_pertuzumab,advanced_dx_date,tdm1_start_date,"
+        "tdm1_progression_date,last_contact_date,vital_status,best_response"
+    )
+    rows = [
+        "P1,2,yes,2015-01-01,2016-01-01,2016-07-01,2017-01-01,dead,pr",
+        "P2,2,no,2014-03-01,2014-03-01,,2014-09-01,alive,",
+    ]
+    cohort = read_cohort(write_rows(tmp_path, rows, header))
+    assert cohort["entry_months"].tolist() == pytest.approx([365 / 30.4375, 0.0])
+    assert cohort["os_tdm1_months"].tolist() == pytest.approx([366 / 30.4375, 184 / 30.4375])
+    np.testing.assert_allclose(
+        cohort["os_months"], cohort["entry_months"] + cohort["os_tdm1_months"]
+    )
+    assert cohort["tdm1_start_year"].tolist() == [2016.0, 2014.0]
+    assert cohort["best_response"].tolist() == ["PR", None]
+
+
+def test_bad_best_response_and_entry_beyond_os_are_named(tmp_path):
+    header = (
+        "patient_id,tdm1_line,first_line_pertuzumab,advanced_dx_date,tdm1_start_date,"
+        "tdm1_progression_date,last_contact_date,vital_status,best_response"
+    )
+    rows = [
+        "P1,2,yes,2015-01-01,2016-01-01,2016-07-01,2017-01-01,dead,partial",
+        "P2,2,no,2015-01-01,2016-01-01,2016-07-01,2017-01-01,dead,CR",
+    ]
+    with pytest.raises(InputError) as err:
+        read_cohort(write_rows(tmp_path, rows, header))
+    assert_names(err, tmp_path / "cohort.csv", 1, "best_response", "partial")
+    assert "CR / PR / SD / PD / NE" in str(err.value)
+    header = "patient_id,tdm1_line,first_line_pertuzumab,os_months,os_event,pfs2_months,pfs2_event,entry_months"
+    rows = ["P1,2,yes,20,1,5,1,25", "P2,2,no,20,1,5,1,3"]
+    with pytest.raises(InputError) as err:
+        read_cohort(write_rows(tmp_path, rows, header))
+    assert_names(err, tmp_path / "cohort.csv", 1, "entry_months", "25")
 
 
 def test_dates_and_matching_durations_together_are_accepted(tmp_path):

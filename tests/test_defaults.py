@@ -179,6 +179,8 @@ DEMO_SPECIFIC = {
     "survival.covariates": "the demo cohort's adjustment set; covariate columns are optional "
     "(docs/data-dictionary.md), so by default the Cox models are unadjusted",
     "survival.categorical": "the levels of the demo's covariates",
+    "survival.subgroups": "subgroups among the demo's covariates (none by default: "
+    "covariates are optional)",
     "imaging.camera_offset_adu": "the demo's simulated camera records 100 without light; "
     "0 (already subtracted) is the safe default for other images",
 }
@@ -305,6 +307,12 @@ KEYWORDS = {
     ("sepher.survival.stage", "km_tables", "by_line_max"): "survival.by_line_max",
     ("sepher.survival.stage", "cox_tables", "ties"): "survival.cox_ties",
     ("sepher.survival.stage", "cox_tables", "zph_transform"): "survival.zph_transform",
+    ("sepher.survival.stage", "cox_tables", "os_origin"): "survival.os_origin",
+    ("sepher.survival.stage", "cox_tables", "delayed_entry"): "survival.delayed_entry",
+    ("sepher.survival.stage", "cox_tables", "strata"): "survival.strata",
+    ("sepher.survival.stage", "km_tables", "os_origin"): "survival.os_origin",
+    ("sepher.survival.stage", "km_tables", "delayed_entry"): "survival.delayed_entry",
+    ("sepher.io.cohort", "read_cohort", "response"): "survival.response",
     ("sepher.figures.km_plot", "plot_km", "simulated"): "simulated",
     # IF imaging: rules/imaging.smk -> sepher.imaging.field.measure_field (FIELD_SETTINGS)
     ("sepher.imaging.nuclei", "segment_nuclei", "min_area_um2"): "imaging.nuclei_min_area_um2",

@@ -132,7 +132,7 @@ def test_named_list_is_a_list_with_names():
 
 def test_help_shows_the_scripts_docstring_and_options(tmp_path):
     result = run_script("fig_table.py", "--help", cwd=tmp_path)
-    assert "table1_characteristics and table2_cox" in result.stdout
+    assert "table1_characteristics, table2_cox, table3_response" in result.stdout
     for option in ("--input", "--output", "--param", "--params-file", "--log", "--threads"):
         assert option in result.stdout
 
@@ -196,7 +196,9 @@ def test_fig_table_table2_by_hand_follows_the_line(tmp_path):
                 }
             )
     pd.DataFrame(rows).to_csv(tmp_path / "cox.csv", index=False)
-    (tmp_path / "params.yaml").write_text("kind: table2\nsimulated: false\ntdm1_line: 3\n")
+    (tmp_path / "params.yaml").write_text(
+        "kind: table2\nsimulated: false\ntdm1_line: 3\nstrata: []\ndelayed_entry: true\n"
+    )
     run_script(
         "fig_table.py",
         "--input",
@@ -217,8 +219,10 @@ def test_fig_table_table2_by_hand_follows_the_line(tmp_path):
 
     table, note = table2_for_print(pd.read_csv(tmp_path / "cox.csv"), tdm1_line=3)
     assert set(table["Variable"]) == {"Overall survival (OS)", "PFS on third-line T-DM1 (PFS2)"}
-    assert set(table["p (uni)"]) == {"0.050"}
-    assert note.startswith("Multivariate model, complete cases. OS: n = 100, events = 60")
+    assert set(table["Wald p (uni)"]) == {"0.050"}
+    assert note.startswith("Cox models (Efron ties), patients as the unit; HR with Wald 95% CI")
+    assert "Multivariable: all listed variables together, complete cases" in note
+    assert "OS: n = 100, events = 60" in note
 
 
 def test_doseresponse_join_by_hand(tmp_path):

@@ -220,7 +220,13 @@ def test_library_edits_rerun_the_rules_importing_the_module(workflow_rules):
         for name, rule in rules.items()
         if str(SCRIPTS / "sepher" / "figures" / "km_plot.py") in rule["lib"]
     }
-    assert users == {"fig6_km_os", "fig7_km_pfs2", "figS4_tdm1_by_line"}
+    assert users == {
+        "fig6_km_os",
+        "fig7_km_pfs2",
+        "figS4_tdm1_by_line",
+        "figS5_os_from_tdm1",
+        "figS9_later_lines",
+    }
     tables_users = {
         name for name, rule in rules.items() if str(SCRIPTS / "sepher/io/tables.py") in rule["lib"]
     }

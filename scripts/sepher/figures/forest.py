@@ -28,6 +28,7 @@ from .style import (
     mm,
     require_columns,
     stamp_simulated,
+    stamp_width_px,
     wrap_to_width,
 )
 
@@ -100,6 +101,7 @@ def plot_forest(
     term_labels: Mapping | None = None,
     model: str = "multivariate",
     width_mm: float = DOUBLE_COLUMN_MM,
+    subtitle: str | None = None,
 ) -> plt.Figure:
     """Forest plot of hazard ratios, one panel per endpoint side by side.
 
@@ -120,6 +122,11 @@ def plot_forest(
         ``visceral_mets`` -> "Visceral mets").
     model : str, default "multivariate"
     width_mm : float, default 183 (double column)
+    subtitle : str, optional
+        One line over the panels, across the figure (wrapped between words
+        to its width), saying what the model is, e.g. "Multivariable Cox
+        model adjusted for age, ...; complete cases, n = 340". ``None``
+        draws none (the layout is then unchanged).
 
     Returns
     -------
@@ -188,7 +195,21 @@ def plot_forest(
     header_to_n = 1.2 + FONT_PT * 1.2 * _PT_MM + 1.0  # header row, then the n line
     n_to_title = FONT_PT * 1.2 * _PT_MM + 0.6
     title_h = title_lines * TITLE_PT * 1.2 * _PT_MM
-    top = 2.0 + (4.0 if simulated else 0.0) + header_to_n + n_to_title + title_h + 0.5
+    head = 2.0 + (4.0 if simulated else 0.0)  # the stamp keeps the top strip
+    subtitle_text = ""
+    subtitle_top = 1.0
+    if subtitle is not None and not is_blank(subtitle):
+        room_mm = width_mm - left - right
+        if simulated:  # the subtitle shares the top strip with the stamp, left of it
+            probe = stamp_simulated(fig)
+            room_mm -= stamp_width_px(fig, probe) / fig.dpi * 25.4 + 3.0
+            probe.remove()
+        subtitle_text = wrap_to_width(
+            " ".join(str(subtitle).split()), room_mm / 25.4 * fig.dpi, renderer, FONT_PT
+        )
+        lines = subtitle_text.count("\n") + 1
+        head = max(head, subtitle_top + lines * FONT_PT * 1.2 * _PT_MM + 2.0)
+    top = head + header_to_n + n_to_title + title_h + 0.5
     bottom = 10.0
     height = top + n_rows * ROW_MM + bottom
     fig.set_size_inches(mm(width_mm), mm(height))
@@ -326,6 +347,17 @@ def plot_forest(
     fig.text(
         fx(left), header_y, "Variable", ha="left", va="bottom", fontsize=FONT_PT, fontweight="bold"
     )
+    if subtitle_text:
+        fig.text(
+            fx(left),
+            fy(subtitle_top),
+            subtitle_text,
+            ha="left",
+            va="top",
+            fontsize=FONT_PT,
+            linespacing=1.2,
+            gid="subtitle",
+        )
     if simulated:
         stamp_simulated(fig)
     return fig

@@ -199,6 +199,7 @@ def plot_km(
     ylabel: str = "Survival probability",
     colours: Mapping | None = None,
     width_mm: float = SINGLE_COLUMN_MM,
+    hr_note: str | None = None,
 ) -> plt.Figure:
     """Kaplan-Meier curves with a number-at-risk table, as in the paper's figs 6-7.
 
@@ -242,6 +243,8 @@ def plot_km(
     title : str, optional
         Wrapped between words to the width left by the simulated-data stamp.
     ylabel : str, default "Survival probability"
+        :func:`km_ylabel` gives "Progression-free probability" for PFS
+        endpoints.
     colours : mapping, optional
         Group value -> colour; default: study colours by display label,
         then the colour-blind-safe palette.
@@ -250,6 +253,10 @@ def plot_km(
         hyphens) when they would leave the plot less than 62% of it; the
         height grows so that the plot is at least 40 mm tall and the rows of
         the at-risk table never touch.
+    hr_note : str, optional
+        The model behind `hr`, printed after "HR" in parentheses, e.g.
+        ``"univariable Cox"`` gives "HR (univariable Cox) 0.63 (0.49\u20130.81)";
+        ``None`` prints "HR 0.63 (...)".
 
     Returns
     -------
@@ -354,7 +361,8 @@ def plot_km(
     if logrank_p is not None:
         notes.append(f"Log-rank {format_p(float(logrank_p))}")
     if hr:
-        text = f"HR {format_ci(float(hr['hr']), float(hr['lower']), float(hr['upper']))}"
+        head = f"HR ({hr_note})" if hr_note else "HR"
+        text = f"{head} {format_ci(float(hr['hr']), float(hr['lower']), float(hr['upper']))}"
         if hr.get("p") is not None and np.isfinite(hr.get("p")):
             text += f", {format_p(float(hr['p']))}"
         notes.append(text)
@@ -564,6 +572,29 @@ def _place_note(fig, ax, notes, curves, groups, finite_medians, x_max):
     return note, note.get_window_extent(renderer).height / fig.dpi * 25.4 + 0.6
 
 
+#: Wording of a Cox model next to its hazard ratio on a KM figure, by ``model`` of cox.csv.
+HR_NOTES = {"univariate": "univariable Cox", "multivariate": "multivariable Cox"}
+
+
+def km_ylabel(endpoint: str) -> str:
+    """y label of a Kaplan-Meier figure of `endpoint`.
+
+    Parameters
+    ----------
+    endpoint : str
+        Endpoint key, e.g. ``"OS"``, ``"PFS2"``, ``"PFS"``.
+
+    Returns
+    -------
+    str
+        "Progression-free probability" for progression endpoints (keys
+        starting with "PFS", any case), else "Survival probability".
+    """
+    if str(endpoint).strip().upper().startswith("PFS"):
+        return "Progression-free probability"
+    return "Survival probability"
+
+
 def km_inputs(
     curves: pd.DataFrame,
     medians: pd.DataFrame,
@@ -577,6 +608,8 @@ def km_inputs(
     group_labels=(),
     time_max: float,
     tick_step: float,
+    hr_model: str = "univariate",
+    hr_note: str | None = None,
 ) -> dict:
     """The data arguments of :func:`plot_km` for one analysis of the survival stage's tables.
 
@@ -601,12 +634,19 @@ def km_inputs(
         is shown as ``"<level> line"``.
     time_max, tick_step : float
         x axis end and tick step; numbers at risk are computed at the ticks.
+    hr_model : str, default "univariate"
+        The ``model`` of the Cox table's row whose hazard ratio is shown.
+    hr_note : str, optional
+        Wording of that model next to the HR; default from
+        :data:`HR_NOTES` (``"univariate"`` -> "univariable Cox"), else
+        `hr_model` itself.
 
     Returns
     -------
     dict
         ``curves``, ``medians``, ``at_risk``, ``group_labels``,
-        ``logrank_p``, ``hr`` (None unless ``os``/``pfs2``), to pass to
+        ``logrank_p``, ``hr`` and ``hr_note`` (None unless ``os``/``pfs2``),
+        ``ylabel`` (:func:`km_ylabel` of `endpoint`), to pass to
         :func:`plot_km` as keyword arguments.
     """
     from sepher.survival.stage import at_risk_from_curves
@@ -624,10 +664,17 @@ def km_inputs(
         pick[name] = pick[name].assign(group=pick[name]["group"].astype(str))
     grid = np.arange(0, time_max + 1e-9, tick_step)
     hr = None
+    note = None
     if analysis in ("os", "pfs2"):
-        row = cox[
-            (cox["endpoint"] == endpoint) & (cox["model"] == "univariate") & (cox["term"] == group)
-        ].iloc[0]
+        rows = cox[
+            (cox["endpoint"] == endpoint) & (cox["model"] == hr_model) & (cox["term"] == group)
+        ]
+        if rows.empty:
+            raise ValueError(
+                f"cox table has no '{hr_model}' row of term {group!r} for endpoint {endpoint!r}"
+            )
+        row = rows.iloc[0]
+        note = hr_note if hr_note is not None else HR_NOTES.get(hr_model, hr_model)
         hr = {
             "hr": row["hr"],
             "lower": row["hr_lower"],
@@ -642,4 +689,6 @@ def km_inputs(
         "group_labels": labels,
         "logrank_p": float(pick["logrank"]["p"].iloc[0]),
         "hr": hr,
+        "hr_note": note,
+        "ylabel": km_ylabel(endpoint),
     }

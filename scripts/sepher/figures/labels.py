@@ -16,6 +16,8 @@ VARIABLE_LABELS = {
     "ecog": "ECOG performance status",
     "prior_adjuvant_trastuzumab": "Prior adjuvant trastuzumab",
     "tdm1_line": "T-DM1 line",
+    "tdm1_start_year": "Year of T-DM1 start",
+    "best_response": "Best response (RECIST 1.1)",
     "n": "Patients (n)",
 }
 

@@ -337,9 +337,14 @@ def render_table(
 #: Title and footnote of each table of the paper (Table 2's footnote is computed).
 TABLE_TITLES = {
     "table1": "Table 1. Patient characteristics",
-    "table2": "Table 2. Cox proportional-hazards models",
+    "table2": "Table 2. Cox proportional-hazards models (univariable and multivariable)",
+    "response": "Table 3. Best response to T-DM1 (RECIST 1.1)",
 }
-TABLE1_FOOTNOTE = "n (%) or median [Q1,Q3]; p: chi-squared / Fisher's exact or Kruskal-Wallis test."
+TABLE1_FOOTNOTE = (
+    "n (%) or median [Q1,Q3]; p: chi-squared / Fisher's exact or Kruskal-Wallis test, "
+    "descriptive (no multiplicity correction). SMD: standardised mean difference "
+    "(|SMD| > 0.1 marks imbalance). Follow-up: reverse Kaplan-Meier."
+)
 
 
 def table1_for_print(table: pd.DataFrame) -> pd.DataFrame:
@@ -360,9 +365,9 @@ def table1_for_print(table: pd.DataFrame) -> pd.DataFrame:
         ``p``, ``Test``; the ``n`` row dropped.
     """
     table = table.fillna("")
-    fixed = {"variable", "level", "statistic", "missing", "p", "test"}
+    fixed = {"variable", "level", "statistic", "missing", "p", "test", "smd"}
     is_n = table["variable"] == "n"
-    headers = {"variable": "Characteristic", "missing": "Missing", "test": "Test"}
+    headers = {"variable": "Characteristic", "missing": "Missing", "test": "Test", "smd": "SMD"}
     for column in table.columns:
         if column in fixed:
             continue
@@ -378,7 +383,12 @@ def table1_for_print(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def table2_for_print(
-    cox: pd.DataFrame, *, tdm1_line: int, endpoints: Sequence[str] = ("OS", "PFS2")
+    cox: pd.DataFrame,
+    *,
+    tdm1_line: int,
+    endpoints: Sequence[str] = ("OS", "PFS2"),
+    strata: Sequence[str] = (),
+    entry: bool = False,
 ) -> tuple[pd.DataFrame, str]:
     """Table 2 for print: univariate and multivariate Cox side by side, one row per coefficient.
 
@@ -390,6 +400,10 @@ def table2_for_print(
         Analysed T-DM1 line (``survival.tdm1_line``), for the endpoint headings.
     endpoints : sequence of str
         Endpoints shown, in order.
+    strata : sequence of str
+        Stratification variables of the multivariable models (footnote).
+    entry : bool
+        OS analysed with delayed entry at T-DM1 start (footnote).
 
     Returns
     -------
@@ -415,10 +429,10 @@ def table2_for_print(
                 {
                     "Variable": heading,
                     "level": label,
-                    "Univariate HR (95% CI)": format_ci(u["hr"], u["hr_lower"], u["hr_upper"]),
-                    "p (uni)": format_p(u["p"], prefix=""),
-                    "Multivariate HR (95% CI)": format_ci(m["hr"], m["hr_lower"], m["hr_upper"]),
-                    "p (multi)": format_p(m["p"], prefix=""),
+                    "Univariable HR (95% CI)": format_ci(u["hr"], u["hr_lower"], u["hr_upper"]),
+                    "Wald p (uni)": format_p(u["p"], prefix=""),
+                    "Multivariable HR (95% CI)": format_ci(m["hr"], m["hr_lower"], m["hr_upper"]),
+                    "Wald p (multi)": format_p(m["p"], prefix=""),
                 }
             )
     n = (
@@ -430,4 +444,49 @@ def table2_for_print(
         f"{e}: n = {r.n}, events = {r.events}, excluded (missing data) = {r.n_excluded}"
         for e, r in n.iterrows()
     )
-    return pd.DataFrame(rows), "Multivariate model, complete cases. " + note
+    lead = (
+        "Cox models (Efron ties), patients as the unit; HR with Wald 95% CI and Wald p, "
+        "no multiplicity correction (one prespecified group comparison; other HRs "
+        "descriptive). Multivariable: all listed variables together, complete cases"
+    )
+    if strata:
+        lead += ", stratified by " + ", ".join(variable_label(v) for v in strata)
+    if entry:
+        lead += "; OS at risk from T-DM1 start (delayed entry)"
+    return pd.DataFrame(rows), lead + ". " + note
+
+
+def response_for_print(response: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Table 3 for print: best response, ORR and disease control by group.
+
+    Parameters
+    ----------
+    response : DataFrame
+        ``results/survival/response.csv``
+        (:func:`sepher.survival.response.response_table`).
+
+    Returns
+    -------
+    table : DataFrame
+        One row per measure, one column per group, and the Fisher p.
+    footnote : str
+    """
+    rows = []
+    for measure, part in response.groupby("measure", sort=False):
+        row = {"Response": part["measure_label"].iloc[0]}
+        for _, r in part.iterrows():
+            header = f"{r['group']}\n(n = {int(r['n'])})"
+            row[header] = f"{int(r['count'])} ({100 * r['proportion']:.0f}%)" + (
+                f" [{100 * r['lower']:.0f}-{100 * r['upper']:.0f}]"
+                if measure in ("ORR", "DCR")
+                else ""
+            )
+        p = part["p"].dropna()
+        row["p"] = format_p(p.iloc[0], prefix="") if len(p) else ""
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table, (
+        "Patients as the unit; NE (not evaluable) in the denominator. ORR = CR + PR, "
+        "DCR = CR + PR + SD; n (%) [Clopper-Pearson exact 95% CI]; p: Fisher's exact test, two-sided, "
+        "no multiplicity correction (two prespecified comparisons)."
+    )

@@ -13,6 +13,13 @@ Endpoints (docs/methods-reference.md):
 * PFS2: T-DM1 start to progression (event), else to last contact (event if
   dead: death without progression, else censored).
 * months = days / 30.4375 (the mean Gregorian month).
+* Entry (``entry_months``): advanced diagnosis to T-DM1 start, the time a
+  patient must survive to enter the cohort (delayed entry, left truncation);
+  from the dates, or the optional ``entry_months`` column of the duration
+  form. ``os_tdm1_months`` is OS from T-DM1 start (OS minus entry).
+* ``tdm1_start_year``: calendar year of T-DM1 start (date form only), the era.
+* ``best_response`` (optional): RECIST 1.1 best response on T-DM1, one of
+  CR / PR / SD / PD / NE, or blank (not assessed).
 
 Every problem raises one :class:`sepher.errors.InputError` naming the file,
 the 1-based data row with the patient_id, the column, the value and what was
@@ -45,6 +52,12 @@ DATE_COLUMNS = (
 )
 DURATION_COLUMNS = ("os_months", "os_event", "pfs2_months", "pfs2_event")
 ENDPOINT_COLUMNS = DURATION_COLUMNS
+#: Derived columns every endpoint table has besides DURATION_COLUMNS (NaN when
+#: the input does not give them): entry (advanced diagnosis to T-DM1 start), OS
+#: from T-DM1 start, calendar year of T-DM1 start.
+DERIVED_COLUMNS = ("entry_months", "os_tdm1_months", "tdm1_start_year")
+#: RECIST 1.1 best overall response categories.
+RECIST_LEVELS = ("CR", "PR", "SD", "PD", "NE")
 
 #: Tolerance (months) when both forms are given and must agree: one day.
 _AGREEMENT_MONTHS = 1.0 / DAYS_PER_MONTH + 1e-9
@@ -244,9 +257,14 @@ def _derive_from_dates(table: _Table) -> dict:
                 table.raw[column].iloc[i],
                 f"a date on or after {earlier} ({earlier_value})",
             )
-    return endpoints_from_days(
+    endpoints = endpoints_from_days(
         advanced_dx, tdm1_start, progression, last_contact, (status == "dead").to_numpy()
     )
+    endpoints["entry_months"] = (tdm1_start - advanced_dx) / DAYS_PER_MONTH
+    endpoints["os_tdm1_months"] = (last_contact - tdm1_start) / DAYS_PER_MONTH
+    years = pd.to_datetime(table.cells("tdm1_start_date"), format="%Y-%m-%d").dt.year
+    endpoints["tdm1_start_year"] = years.to_numpy(dtype=float)
+    return endpoints
 
 
 def _derive_from_durations(table: _Table) -> dict:
@@ -268,11 +286,32 @@ def _derive_from_durations(table: _Table) -> dict:
             f"at most os_months ({table.raw['os_months'].iloc[i]}): T-DM1 starts after "
             "the advanced diagnosis",
         )
+    entry = np.full(len(os_months), np.nan)
+    if "entry_months" in table.raw.columns:
+        entry = _parse_numbers(
+            table,
+            "entry_months",
+            "a number of months >= 0 (advanced diagnosis to T-DM1 start, days / 30.4375)",
+            minimum=0.0,
+        )
+        beyond = entry > os_months + _AGREEMENT_MONTHS
+        if beyond.any():
+            i = _first(beyond)
+            table.fail(
+                i,
+                "entry_months",
+                table.raw["entry_months"].iloc[i],
+                f"at most os_months ({table.raw['os_months'].iloc[i]}): the patient was "
+                "alive at T-DM1 start",
+            )
     return {
         "os_months": os_months,
         "os_event": os_event,
         "pfs2_months": pfs2_months,
         "pfs2_event": pfs2_event,
+        "entry_months": entry,
+        "os_tdm1_months": np.maximum(os_months - entry, 0.0),
+        "tdm1_start_year": np.full(len(os_months), np.nan),
     }
 
 
@@ -293,7 +332,9 @@ def derive_endpoints(df: pd.DataFrame, file) -> pd.DataFrame:
     -------
     DataFrame
         ``os_months`` (float), ``os_event`` (int 0/1), ``pfs2_months``
-        (float), ``pfs2_event`` (int 0/1), index as `df`.
+        (float), ``pfs2_event`` (int 0/1), then DERIVED_COLUMNS
+        (``entry_months``, ``os_tdm1_months``, ``tdm1_start_year``; NaN when
+        the input does not give them), index as `df`.
 
     Raises
     ------
@@ -340,7 +381,9 @@ def derive_endpoints(df: pd.DataFrame, file) -> pd.DataFrame:
             + ", ".join(DURATION_COLUMNS if form == "date" else DATE_COLUMNS)
             + ")",
         )
-    result = pd.DataFrame(endpoints, index=df.index)
+    result = pd.DataFrame(
+        {c: endpoints[c] for c in DURATION_COLUMNS + DERIVED_COLUMNS}, index=df.index
+    )
     for name, event in (("OS", "os_event"), ("PFS2", "pfs2_event")):
         if result[event].sum() == 0:
             column = event if event in raw.columns else "vital_status"
@@ -370,6 +413,7 @@ def read_cohort(
     group_levels=("no", "yes"),
     covariates=(),
     categorical_levels: dict | None = None,
+    response: str | None = "best_response",
 ) -> pd.DataFrame:
     """Read the cohort CSV, validate it and derive the endpoints.
 
@@ -390,6 +434,9 @@ def read_cohort(
         Covariate -> allowed levels (normalised, lower-case strings). Other
         covariates are numeric when every non-blank cell is a number, else
         categorical (normalised strings).
+    response : str or None, default "best_response"
+        Column of RECIST 1.1 best response (CR / PR / SD / PD / NE, any case,
+        or blank = not assessed); read when the file has it (optional).
 
     Returns
     -------
@@ -397,7 +444,10 @@ def read_cohort(
         One row per patient, in file order: ``patient_id`` (str),
         ``tdm1_line`` (int), ``first_line_pertuzumab`` (yes/no),
         ``os_months`` (float), ``os_event`` (int 0/1), ``pfs2_months``,
-        ``pfs2_event``, the `group` column if different, then `covariates`.
+        ``pfs2_event``, ``entry_months``, ``os_tdm1_months``,
+        ``tdm1_start_year`` (see :func:`derive_endpoints`), the `group`
+        column if different, then `covariates`, then `response` (upper-case
+        category, None when blank) if the file has it.
 
     Raises
     ------
@@ -478,7 +528,7 @@ def read_cohort(
             "first_line_pertuzumab": pertuzumab.to_numpy(dtype=object),
         }
     )
-    for column in DURATION_COLUMNS:
+    for column in DURATION_COLUMNS + DERIVED_COLUMNS:
         out[column] = endpoints[column].to_numpy()
     if group not in out.columns:
         out[group] = group_values.to_numpy(dtype=object)
@@ -486,6 +536,19 @@ def read_cohort(
         if column in out.columns:
             continue
         out[column] = _covariate(table, column, categorical_levels.get(column))
+    if response and response in raw.columns and response not in out.columns:
+        values = table.cells(response).str.upper()
+        blank = values.isin(("", "NA", "NAN", "N/A"))
+        bad = ~values.isin(RECIST_LEVELS) & ~blank
+        if bad.any():
+            i = _first(bad.to_numpy())
+            table.fail(
+                i,
+                response,
+                raw[response].iloc[i],
+                "a RECIST 1.1 best response: " + " / ".join(RECIST_LEVELS) + " or blank",
+            )
+        out[response] = values.where(~blank, None).to_numpy(dtype=object)
     return out
 
 
@@ -519,6 +582,10 @@ def check_analysis_set(
     covariates=(),
     categorical_levels: dict | None = None,
     config_file="config",
+    delayed_entry: bool = False,
+    strata=(),
+    subgroups=(),
+    weighting_covariates=None,
 ) -> None:
     """Check that the configured analysis can be run on this cohort.
 
@@ -539,6 +606,11 @@ def check_analysis_set(
     config_file : str
         Config file(s), named as the file to fix (the data are valid; the
         config asks for what they do not hold).
+    delayed_entry : bool
+        survival.delayed_entry with OS from advanced diagnosis: every analysed
+        patient needs an entry time (dates, or ``entry_months``).
+    strata, subgroups, weighting_covariates : sequence of str
+        As in the config; each must be a covariate, subgroups categorical.
 
     Raises
     ------
@@ -585,4 +657,38 @@ def check_analysis_set(
                     value=level,
                     hint="Remove the level from the config, or merge it with a neighbouring "
                     "level in the file (an empty level makes the Cox model undefined).",
+                )
+    if delayed_entry and analysed["entry_months"].isna().any():
+        raise InputError(
+            config_file,
+            f"the time from advanced diagnosis to T-DM1 start of every analysed patient in "
+            f"{file} (the date form, or an entry_months column in the duration form), "
+            "needed to count patients at risk only from T-DM1 start",
+            column="survival.delayed_entry",
+            value="true",
+            hint="Add entry_months to the cohort table, or set survival.delayed_entry: false "
+            "(OS from advanced diagnosis is then biased by immortal time) or "
+            "survival.os_origin: tdm1_start.",
+        )
+    for key, columns, need_categorical in (
+        ("strata", strata, False),
+        ("subgroups", subgroups, True),
+        ("weighting_covariates", weighting_covariates or (), False),
+    ):
+        for column in columns:
+            if column not in covariates:
+                raise InputError(
+                    config_file,
+                    f"a covariate listed in survival.covariates (survival.{key} may name only "
+                    f"covariates; covariates: {', '.join(covariates) or 'none'})",
+                    column=f"survival.{key}",
+                    value=column,
+                )
+            if need_categorical and column not in (categorical_levels or {}):
+                raise InputError(
+                    config_file,
+                    f"a categorical covariate with its levels in survival.categorical "
+                    f"(subgroups are its levels); '{column}' has none",
+                    column=f"survival.{key}",
+                    value=column,
                 )

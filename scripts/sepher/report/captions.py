@@ -28,6 +28,12 @@ CAPTION_TABLES = {
     "table2_cox": ("cox",),
     "figS3_ph_diagnostics": ("ph_test",),
     "figS4_tdm1_by_line": ("km_medians", "logrank"),
+    "figS5_os_from_tdm1": ("km_medians", "logrank"),
+    "figS9_later_lines": ("km_medians", "logrank"),
+    "figS6_iptw_balance": ("balance", "iptw"),
+    "figS7_propensity_overlap": ("iptw",),
+    "figS8_subgroups": ("subgroups",),
+    "table3_response": ("response",),
     "figS1_segmentation_qc": ("if_image_qc",),
     "figS2_dose_response_qc": ("plate_qc", "fits"),
 }
@@ -76,6 +82,17 @@ def caption_numbers(figure_id: str, tables: Mapping, settings: Mapping) -> str:
         return numbers.km_numbers(
             have["km_medians"], have["logrank"], have["cox"], analysis, group, levels, labels
         )
+    if figure_id in ("figS5_os_from_tdm1", "figS9_later_lines"):
+        analysis = "os_alt" if figure_id == "figS5_os_from_tdm1" else "later_pfs2"
+        return numbers.km_numbers(
+            have["km_medians"], have["logrank"], None, analysis, group, levels, labels
+        )
+    if figure_id in ("figS6_iptw_balance", "figS7_propensity_overlap"):
+        return numbers.iptw_numbers(have["iptw"], have.get("balance"), levels, labels)
+    if figure_id == "figS8_subgroups":
+        return numbers.subgroup_numbers(have["subgroups"])
+    if figure_id == "table3_response":
+        return numbers.response_numbers(have["response"])
     if figure_id == "figS4_tdm1_by_line":
         return numbers.by_line_numbers(have["km_medians"], have["logrank"])
     if figure_id == "fig5_cohort_flow":

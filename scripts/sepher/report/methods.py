@@ -174,21 +174,87 @@ def _cohort(survival: Mapping, counts: Mapping | None) -> list[str]:
         )
         lines.append("")
     categorical = survival.get("categorical", {})
+    origin = survival.get("os_origin", "advanced_dx")
+    delayed = bool(survival.get("delayed_entry", True)) and origin == "advanced_dx"
+    if origin == "advanced_dx":
+        os_text = (
+            "- Endpoints: overall survival (OS) from diagnosis of advanced disease to death from "
+            "any cause, censored at last contact"
+        )
+        if delayed:
+            os_text += (
+                "; because a patient enters the cohort only by starting T-DM1, OS is analysed "
+                "with delayed entry (left truncation): each patient is at risk from T-DM1 start, "
+                "as R `Surv(entry, time, event)`, in the Kaplan-Meier estimates, the log-rank "
+                "test (counting-process risk sets) and the Cox models, which removes "
+                "immortal-time bias. OS from T-DM1 start is the sensitivity analysis (Fig. S5)"
+            )
+        else:
+            os_text += (
+                " (no delayed entry: `survival.delayed_entry` false; the time from advanced "
+                "diagnosis to T-DM1 start is immortal time and biases the comparison)"
+            )
+    else:
+        os_text = (
+            "- Endpoints: overall survival (OS) from T-DM1 start to death from any cause, "
+            "censored at last contact; OS from advanced diagnosis with delayed entry is the "
+            "sensitivity analysis (Fig. S5)"
+        )
+    strata = survival.get("strata") or []
+    weighting = survival.get("weighting", "none")
     lines += [
-        "- Endpoints: overall survival (OS) from diagnosis of advanced disease to death from any "
-        "cause, censored at last contact; progression-free survival on T-DM1 (PFS2) from the "
+        os_text + "; progression-free survival on T-DM1 (PFS2) from the "
         "start of T-DM1 to progression or death, censored at last contact; months = days / "
-        "30.4375.",
+        "30.4375. Patients are the unit of analysis.",
         f"- Groups: `{survival['group']}`, levels {_list(levels)} (reference: {levels[0]}; "
         f"shown as {_list(labels)}).",
         f"- Kaplan-Meier estimates with {_pct(survival['conf_level'])} confidence intervals on the "
         f'{survival["km_ci"]} scale (R `survfit(conf.type = "{survival["km_ci"]}")`); median '
         "survival and its confidence limits as in R survival 3.5-3 (`print.survfit`).",
-        "- Groups compared by the log-rank test (R `survdiff`, rho = 0).",
+        "- Groups compared by the two-sided log-rank test (R `survdiff`, rho = 0; with delayed "
+        "entry the same statistic on counting-process risk sets). One prespecified group "
+        "comparison per endpoint: no multiplicity correction; subgroup interaction tests are "
+        "exploratory.",
         f"- Cox proportional-hazards models with {survival['cox_ties']} ties (R `coxph`), "
-        "hazard ratios with Wald confidence intervals and p-values; univariate models for the "
-        "group and each covariate, and one multivariate model per endpoint with the group and "
-        f"the covariates {_list(f'`{c}`' for c in survival['covariates'])}; complete cases.",
+        "hazard ratios with Wald 95% confidence intervals and Wald p-values; univariable models "
+        "for the group and each covariate, and one multivariable model per endpoint with the "
+        f"group and the covariates {_list(f'`{c}`' for c in survival['covariates'])}"
+        + (f", stratified by {_list(f'`{c}`' for c in strata)} (R `strata()`)" if strata else "")
+        + "; complete cases (patients with a missing covariate are left out of that model and "
+        "counted in Table 2 and the flow diagram).",
+        (
+            "- Confounding: stabilised inverse-probability-of-treatment weights (average "
+            "treatment effect) from a logistic propensity model of the group on "
+            + _list(
+                f"`{c}`" for c in (survival.get("weighting_covariates") or survival["covariates"])
+            )
+            + " and the calendar year of T-DM1 start (era, when the dates give it), complete "
+            "cases; "
+            + (
+                "weights capped at the {:g}th and {:g}th percentiles; ".format(
+                    *survival["weight_truncation"]
+                )
+                if survival.get("weight_truncation")
+                else "no weight truncation; "
+            )
+            + "balance as standardised mean differences before and after weighting (|SMD| "
+            "< 0.1 taken as balanced, Austin 2009; Fig. S6), propensity overlap (Fig. S7), "
+            "weighted Kaplan-Meier medians and a weighted Cox model with robust sandwich "
+            "standard errors (R `coxph(weights = w, robust = TRUE)`)."
+            if weighting == "iptw"
+            else "- Confounding: the multivariable Cox model only (`survival.weighting: none`)."
+        ),
+        "- Non-proportional hazards: the restricted mean survival time to "
+        f"{survival.get('rmst_horizon_months', 60):g} months (OS) and "
+        f"{survival.get('pfs2_rmst_horizon_months', 24):g} months (PFS2) per group and its "
+        "difference with a Wald 95% CI (R `print(survfit, rmean = )` per group; SEs "
+        "combined as independent) is reported as an effect measure free of the PH "
+        "assumption; each PH violation is listed with what was done about it (ph_test.csv).",
+        "- Missing covariates: complete cases in the primary analysis; sensitivity analysis by "
+        f"multiple imputation by chained equations (m = {survival.get('multiple_imputation', 20)}, "
+        "predictive mean matching, event indicator and Nelson-Aalen cumulative hazard in the "
+        "imputation models, White & Royston 2009), pooled by Rubin's rules (mi_cox.csv; "
+        "assumes missing at random).",
         "- Categorical covariates (reference level first): "
         + "; ".join(f"`{c}` ({', '.join(map(str, lv))})" for c, lv in categorical.items())
         + ".",
@@ -196,7 +262,17 @@ def _cohort(survival: Mapping, counts: Mapping | None) -> list[str]:
         f"GLOBAL, time transform `{survival['zph_transform']}` (R `cox.zph`, survival >= 3.0).",
         "- Table 1: n (%) with the chi-squared test (Fisher's exact test for 2 x 2 tables with "
         "an expected count below 5) for categorical covariates; median [Q1, Q3] with the "
-        "Kruskal-Wallis test for continuous ones (Python package tableone).",
+        "Kruskal-Wallis test for continuous ones (Python package tableone), descriptive; "
+        "standardised mean differences; year of T-DM1 start; median follow-up by reverse "
+        "Kaplan-Meier per group.",
+        "- Subgroups (Fig. S8): hazard ratio of the group within each level of "
+        + (_list(f"`{c}`" for c in survival.get("subgroups") or []) or "no variable")
+        + "; interaction p by the likelihood-ratio test of the group x subgroup product term.",
+        "- Best response (RECIST 1.1, when recorded): objective response (CR + PR) and "
+        "disease control (CR + PR + SD) rates with Clopper-Pearson exact 95% CIs, compared by "
+        "Fisher's exact test (Table 3).",
+        f"- T-DM1 after line {survival['tdm1_line']} (Fig. S9): the groups compared among "
+        "patients treated in later lines (Kaplan-Meier, log-rank).",
         "- PFS on T-DM1 by line (Fig. S4): all patients, lines above "
         f"{survival['by_line_max']} pooled, log-rank test across lines.",
         "",

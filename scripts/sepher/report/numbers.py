@@ -108,6 +108,8 @@ def km_numbers(
             + format_ci(row["median"], row["lower"], row["upper"], 1, conf_level)
         )
     text = f"{LEAD} Median {endpoint}, months ({conf_type} CI): " + "; ".join(parts) + "."
+    if "entry" in rows.columns and str(rows["entry"].iloc[0]) not in ("none", "", "nan"):
+        text += " Patients at risk from T-DM1 start (delayed entry, left truncation)."
     test = logrank[logrank["analysis"] == analysis]
     if not test.empty:
         test = test.iloc[0]
@@ -115,13 +117,21 @@ def km_numbers(
             f" Log-rank chi-squared = {test['chisq']:.2f} on {int(test['df'])} df, "
             f"{format_p(test['p'])}."
         )
+        if "n_excluded" in test.index and test["n_excluded"] > 0:
+            text += (
+                f" {int(test['n_excluded'])} patients whose follow-up ends at T-DM1 start "
+                "have no time at risk and are left out."
+            )
+    if cox is None:
+        return text
     hr = cox[
         (cox["endpoint"] == endpoint) & (cox["model"] == "univariate") & (cox["term"] == group)
     ]
     if not hr.empty:
         hr = hr.iloc[0]
         text += (
-            f" Univariate Cox hazard ratio, {_label(hr['level'], group_levels, group_labels)} vs "
+            f" Univariable Cox hazard ratio (Wald 95% CI, Wald p), "
+            f"{_label(hr['level'], group_levels, group_labels)} vs "
             f"{_label(hr['reference'], group_levels, group_labels)}: "
             + format_ci(hr["hr"], hr["hr_lower"], hr["hr_upper"], 2)
             + f", {format_p(hr['p'])}."
@@ -225,7 +235,7 @@ def ph_numbers(ph_test: pd.DataFrame, endpoint: str = "OS") -> str:
 def table1_numbers(table1: pd.DataFrame) -> str:
     """Group sizes and the characteristics that differ at p < 0.05."""
     groups = [c for c in table1.columns if c not in ("variable", "level", "statistic", "missing")]
-    groups = [c for c in groups if c not in ("overall", "p", "test")]
+    groups = [c for c in groups if c not in ("overall", "p", "test", "smd")]
     n_row = table1[table1["variable"] == "n"]
     text = LEAD
     if not n_row.empty:
@@ -244,6 +254,14 @@ def table1_numbers(table1: pd.DataFrame) -> str:
             for _, row in differ.iterrows()
         )
         text += "."
+    if "smd" in table1.columns:
+        smd = pd.to_numeric(table1["smd"], errors="coerce").abs()
+        imbalanced = table1.loc[smd > 0.1, "variable"].drop_duplicates()
+        text += (
+            " Standardised mean difference > 0.1 (imbalance): "
+            + (", ".join(imbalanced) if len(imbalanced) else "none")
+            + "."
+        )
     return text
 
 
@@ -374,3 +392,83 @@ def plate_qc_numbers(plate_qc: pd.DataFrame, fits: pd.DataFrame | None, min_z_pr
         n_out = int(pd.to_numeric(fits["n_outliers"], errors="coerce").fillna(0).sum())
         text += f"; {n_out} outlier well(s) left out of {len(fits)} curve fit(s)"
     return text + "."
+
+
+def iptw_numbers(iptw: pd.DataFrame, balance, group_levels, group_labels) -> str:
+    """IPTW: weights, balance, weighted Cox (robust SE) and weighted KM medians."""
+    parts = []
+    weights = iptw[iptw["row"] == "weights"]
+    if not weights.empty:
+        parts.append(
+            "Stabilised ATE weights: "
+            + "; ".join(
+                f"{_label(r['group'], group_levels, group_labels)} n = {int(r['n'])}, "
+                f"range {r['weight_min']:.2f}-{r['weight_max']:.2f}, effective sample size "
+                f"{r['ess']:.0f}"
+                for _, r in weights.iterrows()
+            )
+            + f" (truncation: {weights['truncation'].iloc[0]})."
+        )
+    if balance is not None and not balance.empty:
+        before = balance["smd_unweighted"].abs()
+        after = balance["smd_weighted"].abs()
+        parts.append(
+            f"Largest |SMD| {before.max():.2f} before and {after.max():.2f} after weighting; "
+            f"{int((after > 0.1).sum())} of {len(balance)} covariate levels above 0.1."
+        )
+    for _, r in iptw[iptw["row"] == "cox"].iterrows():
+        parts.append(
+            f"Weighted Cox, {r['endpoint']} (robust sandwich SE): HR "
+            + format_ci(r["hr"], r["hr_lower"], r["hr_upper"], 2)
+            + f", {format_p(r['p'])} (n = {int(r['n'])}, {int(r['events'])} events)."
+        )
+    medians = iptw[iptw["row"] == "km_median"]
+    for endpoint, rows in medians.groupby("endpoint", sort=False):
+        parts.append(
+            f"Weighted Kaplan-Meier median {endpoint}, months: "
+            + "; ".join(
+                f"{_label(r['group'], group_levels, group_labels)} "
+                + format_ci(r["median"], r["lower"], r["upper"], 1)
+                for _, r in rows.iterrows()
+            )
+            + "."
+        )
+    return " ".join([LEAD, *parts]) if parts else ""
+
+
+def subgroup_numbers(subgroups: pd.DataFrame) -> str:
+    """Interaction p per subgroup variable (OS and PFS2)."""
+    parts = []
+    for endpoint, rows in subgroups[subgroups["variable"] != "all"].groupby("endpoint", sort=False):
+        tests = rows.groupby("variable", sort=False)["p_interaction"].first()
+        parts.append(
+            f"{endpoint}: interaction "
+            + "; ".join(f"{v} {format_p(p)}" for v, p in tests.items())
+            + f" ({len(tests)} tests, no multiplicity correction: exploratory)."
+        )
+    return " ".join([LEAD, *parts]) if parts else ""
+
+
+def response_numbers(response: pd.DataFrame) -> str:
+    """ORR and DCR per group with Fisher's exact p."""
+    if response.empty:
+        return ""
+    text = [LEAD]
+    for column in ("measure", "group"):
+        if column not in response.columns:
+            return ""
+    for measure in ("ORR", "DCR"):
+        rows = response[response["measure"] == measure]
+        if rows.empty:
+            continue
+        p = rows["p"].dropna()
+        text.append(
+            f"{measure}: "
+            + "; ".join(
+                f"{r['group']} {100 * r['proportion']:.0f}% "
+                f"({100 * r['lower']:.0f}-{100 * r['upper']:.0f})"
+                for _, r in rows.iterrows()
+            )
+            + (f", Fisher's exact {format_p(p.iloc[0])}." if len(p) else ".")
+        )
+    return " ".join(text) if len(text) > 1 else ""

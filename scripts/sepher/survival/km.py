@@ -8,6 +8,12 @@ Medians follow ``quantile.survfit``: the first time S <= 0.5, the midpoint of
 a flat stretch where S equals 0.5 exactly, and the same rule applied to the
 lower and upper confidence curves for the median's confidence limits.
 
+Delayed entry (``Surv(entry, time, event)``) and case weights (``weights =``,
+with Greenwood or R's robust infinitesimal-jackknife error) change only the
+risk sets and counts. :func:`rmst` and :func:`rmst_difference` give R's
+restricted mean (``print(fit, rmean = h)``), :func:`reverse_km_followup` the
+reverse-KM median follow-up.
+
 Everything is vectorised (sorting plus cumulative sums): a million patients
 take well under a second.
 """
@@ -97,7 +103,148 @@ def confidence_limits(surv, std_err, conf_type="log-log", conf_level=0.95):
     return lower, upper
 
 
-def kaplan_meier(time, event, conf_type="log-log", conf_level=0.95):
+def _group_codes(group, levels):
+    """Integer codes 0..k-1 and the level list (given order, else sorted)."""
+    group = pd.Series(np.asarray(group, dtype=object).ravel())
+    if group.isna().any():
+        raise ValueError("group contains missing values; drop incomplete rows first")
+    if levels is None:
+        levels = sorted(group.unique().tolist(), key=lambda v: (str(type(v)), v))
+    levels = list(levels)
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"levels must be distinct; got {levels}")
+    codes = pd.Categorical(group, categories=levels).codes.astype(np.int64)
+    if np.any(codes < 0):
+        unknown = sorted({str(v) for v in group[codes < 0]})
+        raise ValueError(f"group values {unknown} are not among levels {levels}")
+    return codes, levels
+
+
+def _check_entry(entry, time):
+    """Validated float entry times: finite, >= 0 and strictly before `time`."""
+    entry = np.asarray(entry, dtype=float).ravel()
+    if entry.shape != time.shape:
+        raise ValueError(f"entry ({entry.size}) and time ({time.size}) differ in length")
+    if not np.all(np.isfinite(entry)):
+        raise ValueError("entry contains missing or infinite values; drop incomplete rows first")
+    if np.any(entry < 0):
+        raise ValueError(f"entry must be >= 0; smallest value is {entry.min()}")
+    late = entry >= time
+    if np.any(late):
+        i = int(np.flatnonzero(late)[0])
+        raise ValueError(
+            f"entry must be before time (R's Surv(entry, time) needs entry < time); "
+            f"{int(late.sum())} rows are not, e.g. row {i}: entry {entry[i]} >= time {time[i]}"
+        )
+    return entry
+
+
+def _check_weights(weights, time):
+    """Validated float case weights: finite, >= 0, not all zero."""
+    weights = np.asarray(weights, dtype=float).ravel()
+    if weights.shape != time.shape:
+        raise ValueError(f"weights ({weights.size}) and time ({time.size}) differ in length")
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("weights contain missing or infinite values")
+    if np.any(weights < 0):
+        raise ValueError(f"weights must be >= 0; smallest value is {weights.min()}")
+    if not np.any(weights > 0):
+        raise ValueError("weights are all zero")
+    return weights
+
+
+def _risk_counts(time, event, entry=None, weights=None):
+    """Distinct times and the (weighted) numbers at risk, with events, censored.
+
+    At risk at t: ``entry < t <= time`` (everyone with ``time >= t`` when
+    `entry` is None). Integer counts without `weights`, float sums with them.
+    """
+    unique_time, index = np.unique(time, return_inverse=True)
+    m = unique_time.size
+    if weights is None:
+        n_at_time = np.bincount(index, minlength=m)
+        n_event = np.bincount(index, weights=event, minlength=m).astype(np.int64)
+    else:
+        n_at_time = np.bincount(index, weights=weights, minlength=m)
+        n_event = np.bincount(index, weights=weights * event, minlength=m)
+    n_censor = n_at_time - n_event
+    n_risk = np.cumsum(n_at_time[::-1])[::-1]
+    if entry is not None:
+        order = np.argsort(entry, kind="stable")
+        sorted_entry = entry[order]
+        if weights is None:
+            entered_late = entry.size - np.searchsorted(sorted_entry, unique_time, side="left")
+        else:
+            sorted_weights = weights[order]
+            # total weight of entries >= t: a reversed cumulative sum
+            tail = np.concatenate([np.cumsum(sorted_weights[::-1])[::-1], [0.0]])
+            entered_late = tail[np.searchsorted(sorted_entry, unique_time, side="left")]
+        n_risk = n_risk - entered_late
+    return unique_time, n_risk, n_event, n_censor
+
+
+def _jackknife_se_log_surv(time, event, entry, weights, unique_time, n_risk, n_event, surv):
+    """Infinitesimal-jackknife se(S)/S at each distinct time, as R ``robust = TRUE``.
+
+    R's survfitkm C code updates every patient's influence on S at each event
+    time (O(patients x times)). Written as sums instead: the influence of
+    patient k on S(t) is -S(t) A_k(t) with A_k(t) = w_k sum over event times
+    u <= t with entry_k < u <= time_k of (dN_k(u) - d_u / n_u) / (n_u - d_u),
+    so se(S)/S = sqrt(sum_k A_k(t)^2). With C the cumulative Greenwood sum,
+    A_k(t) = -w_k (C(t) - C(entry_k)) while k is at risk past t and the
+    constant w_k (event_k / (n - d)(time_k) - C(time_k) + C(entry_k)) after
+    its exit, which gives the sum over k by sorting and cumulative sums.
+    """
+    w = np.ones(time.size) if weights is None else weights
+    e = np.zeros(time.size) if entry is None else entry
+    with np.errstate(divide="ignore", invalid="ignore"):
+        has_event = n_event > 0
+        c = np.where(has_event, n_event / (n_risk * (n_risk - n_event)), 0.0)
+        g = np.where(has_event, 1.0 / (n_risk - n_event), 0.0)
+    cum = np.cumsum(c)
+    cum0 = np.concatenate([[0.0], cum])
+    # C at each patient's entry (event times <= entry) and exit
+    c_entry = cum0[np.searchsorted(unique_time, e, side="right")]
+    exit_index = np.searchsorted(unique_time, time, side="left")
+    with np.errstate(invalid="ignore"):
+        dn_term = np.where(event == 1, g[exit_index], 0.0)
+        a = w * (dn_term - cum[exit_index] + c_entry)
+    # infinite terms belong to patients who enter or leave once S = 0; they only
+    # reach times where S = 0, whose error is set to infinity below
+    c_entry = np.where(np.isfinite(c_entry), c_entry, 0.0)
+    a = np.where(np.isfinite(a), a, 0.0)
+    w2 = w * w
+    # patients who have exited by t (time_k <= t)
+    order = np.argsort(time, kind="stable")
+    exited = np.concatenate([[0.0], np.cumsum((a * a)[order])])
+    done = exited[np.searchsorted(time[order], unique_time, side="right")]
+
+    def strictly_at_risk(values):
+        # sum of values over entry_k < t < time_k: (time_k > t) minus (entry_k >= t)
+        by_time = np.concatenate([np.cumsum(values[order][::-1])[::-1], [0.0]])
+        later = by_time[np.searchsorted(time[order], unique_time, side="right")]
+        order_e = np.argsort(e, kind="stable")
+        by_entry = np.concatenate([np.cumsum(values[order_e][::-1])[::-1], [0.0]])
+        return later - by_entry[np.searchsorted(e[order_e], unique_time, side="left")]
+
+    s0 = strictly_at_risk(w2)
+    s1 = strictly_at_risk(w2 * c_entry)
+    s2 = strictly_at_risk(w2 * c_entry**2)
+    with np.errstate(invalid="ignore"):
+        total = done + cum**2 * s0 - 2 * cum * s1 + s2
+        se = np.sqrt(np.maximum(total, 0.0))
+    return np.where(surv > 0, se, np.inf)
+
+
+def kaplan_meier(
+    time,
+    event,
+    conf_type="log-log",
+    conf_level=0.95,
+    entry=None,
+    weights=None,
+    robust=False,
+):
     """Kaplan-Meier survival curve with Greenwood confidence limits.
 
     Parameters
@@ -111,48 +258,78 @@ def kaplan_meier(time, event, conf_type="log-log", conf_level=0.95):
         default log-log is also lifelines' only kind; R's default is "log".
     conf_level : float
         Two-sided confidence level.
+    entry : array_like of float, optional
+        Delayed-entry (left-truncation) times, >= 0 and < `time`: a patient is
+        at risk at t iff ``entry < t <= time``, as R
+        ``survfit(Surv(entry, time, event) ~ 1)``. Default: everyone at risk
+        from time 0.
+    weights : array_like of float, optional
+        Case weights (>= 0, e.g. inverse-probability weights), as R
+        ``survfit(..., weights = w)``: ``n_risk``, ``n_event`` and
+        ``n_censor`` become weighted sums (floats) and S(t) is the product of
+        1 - (weighted deaths / weighted number at risk).
+    robust : bool
+        False (default): Greenwood standard error. True: the
+        infinitesimal-jackknife (robust) standard error, as R
+        ``survfit(..., robust = TRUE)``, which is R 3.5-3's default when the
+        weights are not all integers (e.g. inverse-probability weights).
 
     Returns
     -------
     DataFrame
         Columns ``time, n_risk, n_event, n_censor, surv, std_err, lower,
-        upper``: a first row at time 0 (S = 1, limits 1) and then one row per
-        distinct observed time, in increasing order. ``std_err`` is the
+        upper``: a first row at time 0 (S = 1, limits 1, ``n_risk`` that of
+        the first observed time, as R ``survfit0``) and then one row per
+        distinct observed (exit) time, in increasing order. ``std_err`` is the
         Greenwood standard error of log S (R's ``std.err``; infinite once
         S = 0, where the limits are NaN).
 
     Notes
     -----
     Greenwood: var(log S(t)) = sum over event times u <= t of
-    d_u / (n_u (n_u - d_u)).
+    d_u / (n_u (n_u - d_u)), with the weighted d and n when `weights` are
+    given: R's formula for case weights (``survfit(..., robust = FALSE)``).
+    For non-integer weights R 3.5-3 defaults to ``robust = TRUE`` (pass
+    ``robust=True`` to match it); S(t) and the median do not depend on the
+    choice, the confidence limits do. R stores the robust error as se(S);
+    here ``std_err`` is always se(log S) = se(S) / S, which gives R's limits.
 
     Examples
     --------
     >>> curve = kaplan_meier([1, 2, 3, 4], [1, 1, 1, 1])
     >>> curve["surv"].tolist()
     [1.0, 0.75, 0.5, 0.25, 0.0]
+    >>> kaplan_meier([2, 3, 4], [1, 1, 1], entry=[0, 2.5, 0])["n_risk"].tolist()
+    [2, 2, 2, 1]
     """
     time, event = _check_time_event(time, event)
     if time.size == 0:
         raise ValueError("no observations")
-    unique_time, index = np.unique(time, return_inverse=True)
-    n_at_time = np.bincount(index, minlength=unique_time.size)
-    n_event = np.bincount(index, weights=event, minlength=unique_time.size).astype(np.int64)
-    n_censor = n_at_time - n_event
-    n_risk = np.cumsum(n_at_time[::-1])[::-1]
+    if entry is not None:
+        entry = _check_entry(entry, time)
+    if weights is not None:
+        weights = _check_weights(weights, time)
+    unique_time, n_risk, n_event, n_censor = _risk_counts(time, event, entry, weights)
     with np.errstate(divide="ignore", invalid="ignore"):
-        surv = np.cumprod(1.0 - n_event / n_risk)
+        hazard = np.where(n_event > 0, n_event / n_risk, 0.0)
+        surv = np.cumprod(1.0 - hazard)
         greenwood = np.where(
             n_event > 0, n_event / (n_risk * (n_risk - n_event).astype(float)), 0.0
         )
-    std_err = np.sqrt(np.cumsum(greenwood))
+    if robust:
+        std_err = _jackknife_se_log_surv(
+            time, event, entry, weights, unique_time, n_risk, n_event, surv
+        )
+    else:
+        std_err = np.sqrt(np.cumsum(greenwood))
     lower, upper = confidence_limits(surv, std_err, conf_type, conf_level)
+    count_type = np.int64 if weights is None else float
     curve = pd.DataFrame(
         {
             "time": np.concatenate([[0.0], unique_time]),
-            "n_risk": np.concatenate([[time.size], n_risk]).astype(np.int64),
-            "n_event": np.concatenate([[0], n_event]).astype(np.int64),
-            "n_censor": np.concatenate([[0], n_censor]).astype(np.int64),
+            "n_risk": np.concatenate([[n_risk[0]], n_risk]).astype(count_type),
+            "n_event": np.concatenate([[0], n_event]).astype(count_type),
+            "n_censor": np.concatenate([[0], n_censor]).astype(count_type),
             "surv": np.concatenate([[1.0], surv]),
             "std_err": np.concatenate([[0.0], std_err]),
             "lower": np.concatenate([[1.0], lower]),
@@ -280,3 +457,170 @@ def number_at_risk(time, times_grid):
     sorted_time = np.sort(np.asarray(time, dtype=float))
     grid = np.asarray(times_grid, dtype=float)
     return (sorted_time.size - np.searchsorted(sorted_time, grid, side="left")).astype(np.int64)
+
+
+def rmst(curve, horizon):
+    """Restricted mean survival time and its standard error, as R ``rmean``.
+
+    Written out because R's ``print(survfit(...), rmean = horizon)`` (the
+    ``survmean`` routine) is the reference; lifelines'
+    ``restricted_mean_survival_time`` uses another variance.
+
+    Parameters
+    ----------
+    curve : DataFrame
+        Output of :func:`kaplan_meier` (columns ``time, n_risk, n_event,
+        surv``), with or without delayed entry or weights.
+    horizon : float
+        Upper limit of the integral, in the unit of ``time``, > 0 and not
+        beyond the last time of the curve (unless the curve has reached 0).
+
+    Returns
+    -------
+    dict
+        ``rmst`` (area under S from 0 to `horizon`), ``se`` and ``horizon``.
+
+    Notes
+    -----
+    RMST = sum of the rectangles under the step function. Its variance
+    (Miller 1981, as R) is sum over event times t_j <= horizon of
+    A_j^2 d_j / (n_j (n_j - d_j)), where A_j is the area under S between t_j
+    and `horizon` (terms with n_j = d_j count 0); d and n are the weighted
+    counts of a weighted curve.
+
+    Examples
+    --------
+    >>> rmst(kaplan_meier([1, 2, 3, 4], [1, 1, 1, 1]), 4)["rmst"]
+    2.5
+    """
+    horizon = float(horizon)
+    if not np.isfinite(horizon) or horizon <= 0:
+        raise ValueError(f"horizon must be a positive number; got {horizon}")
+    t = curve["time"].to_numpy(float)
+    surv = curve["surv"].to_numpy(float)
+    n = curve["n_risk"].to_numpy(float)
+    d = curve["n_event"].to_numpy(float)
+    if horizon > t[-1] and surv[-1] > 0:
+        raise ValueError(
+            f"horizon {horizon} is beyond the last follow-up time {t[-1]} of the curve "
+            "(S > 0 there): the restricted mean is not estimable; choose a smaller horizon"
+        )
+    keep = t <= horizon
+    tt = np.concatenate([t[keep], [horizon]])
+    ss = np.concatenate([surv[keep], [surv[keep][-1]]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hh = np.where(n - d == 0, 0.0, d / (n * (n - d)))
+    hh = np.concatenate([hh[keep], [0.0]])
+    delta = np.diff(np.concatenate([[0.0], tt]))
+    rectangles = delta * np.concatenate([[1.0], ss[:-1]])
+    # area after time j: rectangles j+1 .. end
+    after = np.concatenate([np.cumsum(rectangles[::-1])[::-1][1:], [0.0]])
+    return {
+        "rmst": float(rectangles.sum()),
+        "se": float(np.sqrt(np.sum(hh * after**2))),
+        "horizon": horizon,
+    }
+
+
+def rmst_difference(time, event, group, levels, horizon, conf_level=0.95, entry=None, weights=None):
+    """Difference in restricted mean survival time between two groups.
+
+    Parameters
+    ----------
+    time, event : array_like
+        Follow-up times and 0/1 events, as :func:`kaplan_meier`.
+    group : array_like
+        Group label of each patient.
+    levels : sequence of two labels
+        Reference group first; the difference is ``levels[1] - levels[0]``.
+    horizon : float
+        RMST horizon, in the unit of `time` (see :func:`rmst`).
+    conf_level : float
+        Two-sided level of the Wald confidence interval.
+    entry, weights : array_like, optional
+        Delayed-entry times and case weights, as :func:`kaplan_meier`.
+
+    Returns
+    -------
+    dict
+        ``table`` (DataFrame: ``group, n, events, rmst, se`` per level, in
+        `levels` order; ``n`` and ``events`` are unweighted record counts),
+        ``difference``, ``se`` (sqrt of the sum of the two variances; the
+        groups are independent), ``lower``, ``upper``, ``z``, ``p``
+        (two-sided Wald test of no difference), ``horizon``, ``conf_level``.
+    """
+    time, event = _check_time_event(time, event)
+    levels = list(levels)
+    if len(levels) != 2:
+        raise ValueError(f"rmst_difference needs exactly two levels; got {levels}")
+    if not 0 < conf_level < 1:
+        raise ValueError(f"conf_level must be between 0 and 1; got {conf_level!r}")
+    codes, levels = _group_codes(group, levels)
+    if codes.size != time.size:
+        raise ValueError(f"group ({codes.size}) and time ({time.size}) differ in length")
+    if entry is not None:
+        entry = _check_entry(entry, time)
+    if weights is not None:
+        weights = _check_weights(weights, time)
+    rows = []
+    for code, level in enumerate(levels):
+        sel = codes == code
+        if not sel.any():
+            raise ValueError(f"group {level!r} has no patients")
+        curve = kaplan_meier(
+            time[sel],
+            event[sel],
+            entry=None if entry is None else entry[sel],
+            weights=None if weights is None else weights[sel],
+        )
+        res = rmst(curve, horizon)
+        rows.append(
+            {
+                "group": level,
+                "n": int(sel.sum()),
+                "events": int(event[sel].sum()),
+                "rmst": res["rmst"],
+                "se": res["se"],
+            }
+        )
+    table = pd.DataFrame(rows)
+    difference = float(table["rmst"].iloc[1] - table["rmst"].iloc[0])
+    se = float(np.sqrt(np.sum(table["se"].to_numpy() ** 2)))
+    z_crit = norm.ppf(1 - (1 - conf_level) / 2)
+    z = difference / se if se > 0 else np.nan
+    return {
+        "table": table,
+        "difference": difference,
+        "se": se,
+        "lower": float(difference - z_crit * se),
+        "upper": float(difference + z_crit * se),
+        "z": float(z),
+        "p": float(2 * norm.sf(abs(z))) if se > 0 else np.nan,
+        "horizon": float(horizon),
+        "conf_level": float(conf_level),
+    }
+
+
+def reverse_km_followup(time, event, conf_type="log-log", conf_level=0.95):
+    """Median follow-up by the reverse Kaplan-Meier method.
+
+    Censoring is treated as the event and events as censorings (R:
+    ``survfit(Surv(time, 1 - event) ~ 1)``), so patients with an event stop
+    contributing follow-up at their event instead of counting as short
+    follow-up.
+
+    Parameters
+    ----------
+    time, event : array_like
+        Follow-up times and 0/1 events, as :func:`kaplan_meier`.
+    conf_type, conf_level
+        Confidence limits of the median, as :func:`kaplan_meier`.
+
+    Returns
+    -------
+    dict
+        ``median``, ``lower``, ``upper`` (NaN when not reached) and ``n``.
+    """
+    time, event = _check_time_event(time, event)
+    curve = kaplan_meier(time, 1 - event, conf_type=conf_type, conf_level=conf_level)
+    return {**km_median(curve), "n": int(time.size)}
