@@ -21,7 +21,7 @@ def main(smk):
             endpoint=p.endpoint,
             comparison=f"Hazard ratio, {labels[1]} vs {labels[0]}",
             simulated=p.simulated,
-            title="Subgroup analysis of overall survival (univariable Cox within subgroup)",
+            title="Subgroups: univariable Cox within each level; interaction by likelihood ratio",
         )
         save_figure(fig, smk.output.pdf, smk.output.png)
 

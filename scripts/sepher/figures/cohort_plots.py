@@ -14,7 +14,7 @@ Every figure is laid out by hand in millimetres (:func:`manual_figure`): row
 pitch, label columns and text blocks are measured from the rendered text,
 so nothing overlaps whatever the labels; all text is at least 6 pt. The two
 groups keep their study colours (:func:`group_colours`); the Love plot's
-"unweighted" and "weighted" series use two other Okabe-Ito colours and open
+"unweighted" and "weighted" series use grey and black (no group colour) and open
 versus filled markers, so they stay apart in greyscale.
 """
 
@@ -37,7 +37,6 @@ from .style import (
     DOUBLE_COLUMN_MM,
     GREY,
     LIGHT_GREY,
-    OKABE_ITO,
     SINGLE_COLUMN_MM,
     fit_suptitle,
     format_ci,
@@ -69,10 +68,10 @@ SUBGROUP_COLUMNS = (
 )
 
 #: Colours and markers of the Love plot's two series (not the groups' colours).
-UNWEIGHTED_COLOUR = OKABE_ITO["orange"]
-WEIGHTED_COLOUR = OKABE_ITO["bluish_green"]
+UNWEIGHTED_COLOUR = GREY
+WEIGHTED_COLOUR = "#000000"
 #: Colour of the hazard-ratio points of the subgroup forest plot (as in fig 8).
-POINT_COLOUR = OKABE_ITO["blue"]
+POINT_COLOUR = "#262626"  # neutral: blue and vermillion mean the two groups
 
 FONT_PT = 6.5
 TITLE_PT = 7.5

@@ -96,7 +96,8 @@ def plot_flow(
     Parameters
     ----------
     flow : DataFrame
-        ``box_id, parent_id, label, n``; exactly one row (the root, all
+        ``box_id, parent_id, label, n`` (optional ``kind``: ``excluded`` boxes are
+        drawn dashed); exactly one row (the root, all
         T-DM1-treated patients) has an empty ``parent_id``. Children are
         drawn left to right in row order.
     simulated : bool, default False
@@ -168,6 +169,9 @@ def plot_flow(
 
     edge = {b: (box_colours or {}).get(b, _study_edge(str(rows[b]["label"]))) for b in rows}
 
+    def excluded(b):
+        return str(rows[b].get("kind", "cohort")) == "excluded"
+
     for b in rows:
         cx, d = x_mm(b), depth[b]
         y0 = y_top[d] + (row_h[d] - height[b]) / 2.0
@@ -180,6 +184,8 @@ def plot_flow(
                 facecolor="white",
                 edgecolor=edge[b],
                 linewidth=0.8,
+                # exclusions (STROBE): dashed, so they never read as a cohort box
+                linestyle=(0, (3, 2)) if excluded(b) else "solid",
                 gid=b,
             )
         )

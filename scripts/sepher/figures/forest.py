@@ -255,7 +255,7 @@ def plot_forest(
                 ax.plot(
                     [max(l_, lo), min(u_, hi)], [i, i], color="#262626", linewidth=0.9, zorder=2
                 )
-                ax.plot(est, i, marker="s", markersize=3.6, color="#0072B2", zorder=3)
+                ax.plot(est, i, marker="s", markersize=3.6, color="#262626", zorder=3)
             ax.text(
                 fx(x + plot_w + 2.0),
                 i,

@@ -139,7 +139,15 @@ def _tableone(data, group, group_levels, described, categorical, smd):
         htest_name=True,
         missing=True,
         overall=True,
-        decimals=1,
+        # integer-valued columns (year, counts) without decimals: 2016 [2014,2018]
+        decimals={
+            c: 0
+            for c in described
+            if c not in cat_columns
+            and data[c].dropna().size
+            and np.all(np.mod(data[c].dropna().to_numpy(float), 1) == 0)
+        }
+        or 1,
         smd=smd,
         include_null=False,
     )
