@@ -19,6 +19,7 @@ PACKAGES = (
     "matplotlib",
     "tifffile",
     "tableone",
+    "statsmodels",
 )
 
 

@@ -252,7 +252,8 @@ def _cohort(survival: Mapping, counts: Mapping | None) -> list[str]:
         "assumption; each PH violation is listed with what was done about it (ph_test.csv).",
         "- Missing covariates: complete cases in the primary analysis; sensitivity analysis by "
         f"multiple imputation by chained equations (m = {survival.get('multiple_imputation', 20)}, "
-        "predictive mean matching, event indicator and Nelson-Aalen cumulative hazard in the "
+        "predictive mean matching for continuous and ordered covariates, logistic regression for "
+        "binary and unordered ones; event indicator and Nelson-Aalen cumulative hazard in the "
         "imputation models, White & Royston 2009), pooled by Rubin's rules (mi_cox.csv; "
         "assumes missing at random).",
         "- Categorical covariates (reference level first): "
