@@ -237,7 +237,7 @@ def _cohort(survival: Mapping, counts: Mapping | None) -> list[str]:
                 if survival.get("weight_truncation")
                 else "no weight truncation; "
             )
-            + "balance as standardised mean differences before and after weighting (|SMD| "
+            + "balance as standardised mean differences before and after weighting (absolute SMD "
             "< 0.1 taken as balanced, Austin 2009; Fig. S6), propensity overlap (Fig. S7), "
             "weighted Kaplan-Meier medians and a weighted Cox model with robust sandwich "
             "standard errors (R `coxph(weights = w, robust = TRUE)`)."

@@ -413,7 +413,7 @@ def iptw_numbers(iptw: pd.DataFrame, balance, group_levels, group_labels) -> str
         before = balance["smd_unweighted"].abs()
         after = balance["smd_weighted"].abs()
         parts.append(
-            f"Largest |SMD| {before.max():.2f} before and {after.max():.2f} after weighting; "
+            f"Largest absolute SMD {before.max():.2f} before and {after.max():.2f} after weighting; "
             f"{int((after > 0.1).sum())} of {len(balance)} covariate levels above 0.1."
         )
     for _, r in iptw[iptw["row"] == "cox"].iterrows():
