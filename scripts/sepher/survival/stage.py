@@ -375,6 +375,31 @@ def _categorical_for(covariates, categorical, data):
     return levels
 
 
+def _labelled(data, covariates, categorical):
+    """A copy of `data` with every categorical covariate as level strings, and the levels."""
+    levels = _categorical_for(covariates, categorical, data)
+    data = data.copy()
+    for term in levels:
+        data[term] = as_levels(data[term])
+    return data, levels
+
+
+def _model_frame(endpoints, group, group_levels, tdm1_line, covariates, categorical, strata):
+    """The analysed patients and the terms of the Cox models (group first).
+
+    Returns the labelled cohort, the levels of its categorical terms, all
+    terms, the multivariable terms (strata left out) and the strata.
+    """
+    strata = [c for c in strata if c != group]
+    terms = [group] + [c for c in covariates if c != group]
+    cohort, levels = _labelled(
+        analysis_cohort(endpoints, group, group_levels, tdm1_line),
+        terms,
+        {group: list(group_levels), **categorical},
+    )
+    return cohort, levels, terms, [t for t in terms if t not in strata], strata
+
+
 def cox_tables(
     endpoints,
     *,
@@ -403,13 +428,9 @@ def cox_tables(
     coefficients, models, ph_test, schoenfeld : DataFrame
     """
     scales = timescales(os_origin, delayed_entry)
-    strata = [c for c in strata if c != group]
-    cohort = analysis_cohort(endpoints, group, group_levels, tdm1_line).copy()
-    terms = [group] + [c for c in covariates if c != group]
-    levels = _categorical_for(terms, {group: list(group_levels), **categorical}, cohort)
-    for term in levels:
-        cohort[term] = as_levels(cohort[term])
-    multi_terms = [t for t in terms if t not in strata]
+    cohort, levels, terms, multi_terms, strata = _model_frame(
+        endpoints, group, group_levels, tdm1_line, covariates, categorical, strata
+    )
     coefficient_rows, model_rows, ph_rows, residual_frames = [], [], [], []
     for endpoint in ENDPOINTS:
         scale = scales[endpoint]
@@ -616,12 +637,6 @@ def ph_actions(ph_test, *, strata=(), alpha=0.05):
 # --------------------------------------------------------------------------
 # confounding: inverse probability of treatment weighting
 # --------------------------------------------------------------------------
-def _labelled(data, covariates, categorical):
-    levels = _categorical_for(covariates, categorical, data)
-    data = data.copy()
-    for term in levels:
-        data[term] = as_levels(data[term])
-    return data, levels
 
 
 def weighting_tables(
@@ -918,13 +933,9 @@ def imputation_table(
     from sepher.survival.imputation import mice_cox
 
     scales = timescales(os_origin, delayed_entry)
-    strata = [c for c in strata if c != group]
-    cohort = analysis_cohort(endpoints, group, group_levels, tdm1_line).copy()
-    terms = [group] + [c for c in covariates if c != group]
-    levels = _categorical_for(terms, {group: list(group_levels), **categorical}, cohort)
-    for term in levels:
-        cohort[term] = as_levels(cohort[term])
-    multi_terms = [t for t in terms if t not in strata]
+    cohort, levels, terms, multi_terms, strata = _model_frame(
+        endpoints, group, group_levels, tdm1_line, covariates, categorical, strata
+    )
     n_missing = int(cohort[terms].isna().any(axis=1).sum())
     ordinal = [t for t in levels if t != group and len(levels[t]) > 2]
     frames = []
