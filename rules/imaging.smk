@@ -44,7 +44,7 @@ rule imaging_measure_if:
 
 
 rule imaging_summarise_if:
-    """All IF cells; per image / replicate / condition summaries; replicate-level comparisons."""
+    """All IF cells; per image / replicate / condition summaries; replicate-level comparisons, adjusted per figure family."""
     input:
         cells=if_measured("cells"),
         qc=if_measured("qc"),
@@ -69,6 +69,8 @@ rule imaging_summarise_if:
         focus_outlier_k=IMAGING["focus_outlier_k"],
         conf_level=IMAGING["conf_level"],
         comparisons=IMAGING["comparisons"],
+        localisation_conditions=IMAGING["localisation_conditions"],
+        multiplicity=config.get("stats", {}).get("multiplicity", "holm"),
     script:
         "../scripts/imaging_summarise_if.py"
 

@@ -20,7 +20,13 @@ def main(smk):
     summary, replicates = summarise_cells(
         smk.input.cells, image_qc, smk.output.cells, conf_level=p.conf_level
     )
-    comparisons = comparisons_table(replicates, p.comparisons, p.conf_level)
+    comparisons = comparisons_table(
+        replicates,
+        p.comparisons,
+        p.conf_level,
+        multiplicity=p.multiplicity,
+        localisation_conditions=p.localisation_conditions,
+    )
     write_table(summary, smk.output.summary)
     write_table(replicates, smk.output.replicates)
     write_table(comparisons, smk.output.comparisons)

@@ -31,7 +31,14 @@ intensities on the specimen, not those of one microscope's optics):
    the flat-fielded channels, with the light the optical blur moves out of
    the membrane band and the nucleus added back (``membrane_spill_um``):
    ``her2_net_membrane`` is the band's HER2 above background as if
-   unblurred, the nuclear fraction the one of the unblurred cell.
+   unblurred, the nuclear fraction the one of the unblurred cell; membrane
+   completeness is the stained fraction of the band's angular sectors
+   (:func:`~sepher.imaging.measure.sector_completeness`), from HER2 alone.
+
+Every cell row and QC record carries ``segmentation_channel``:
+``"membrane marker"`` when the field has a membrane channel, ``"HER2"`` when
+the cells were outlined on HER2 itself (then segmentation and measurement
+share one signal, least reliable where membrane HER2 is low).
 
 On the demo images (simulated with a known truth per cell) this recovers
 per-condition membrane HER2 and nuclear fraction within a few percent
@@ -49,10 +56,11 @@ import pandas as pd
 from sepher.errors import InputError
 from sepher.imaging.cells import segment_cells
 from sepher.imaging.illumination import background_blocks, fit_surface, flat_field
-from sepher.imaging.io import read_image, select_channel
+from sepher.imaging.io import read_stack, select_channel
 from sepher.imaging.measure import estimate_background, measure_cells
 from sepher.imaging.nuclei import grow_to_half_median, segment_nuclei
 from sepher.imaging.qc import image_qc
+from sepher.imaging.zstack import mid_nuclear_field
 
 #: Keys of the ``imaging`` config section used per field.
 FIELD_SETTINGS = (
@@ -68,6 +76,8 @@ FIELD_SETTINGS = (
     "cell_area_um2",
     "membrane_band_um",
     "completeness_k",
+    "completeness_sectors",
+    "completeness_reference",
     "max_saturated_fraction",
     "camera_offset_adu",
     "cell_foreground_k",
@@ -76,6 +86,10 @@ FIELD_SETTINGS = (
 )
 #: Compartments with a background-subtracted HER2 readout (``her2_net_*``).
 COMPARTMENTS = ("membrane", "cytoplasm", "nucleus")
+#: ``segmentation_channel`` values: cells outlined on a membrane marker, or on HER2 itself.
+MEMBRANE_MARKER, HER2_ITSELF = "membrane marker", "HER2"
+#: Defaults of settings added after a config may have been written.
+SETTING_DEFAULTS = {"completeness_sectors": 32, "completeness_reference": "cytoplasm"}
 #: Sample-sheet columns copied onto every cell row and the QC record.
 SAMPLE_KEYS = ("cell_line", "condition", "replicate")
 
@@ -134,7 +148,29 @@ def measure_field(row: dict, settings: dict):
     _keep_heap()
     s = settings
     file = row["file"]
-    image, pixel_size_um = read_image(file, pixel_size_um=float(row["pixel_size_um"]))
+    # A z-stack (CZYX) is measured per cell in its mid-nuclear plane
+    # (sepher.imaging.zstack): nuclei segmented on the in-focus plane choose each
+    # cell's plane, so apical membrane above or below a nucleus is not read as nuclear.
+    stack, pixel_size_um, z_step_um = read_stack(
+        file, pixel_size_um=float(row["pixel_size_um"]), require_z_step=False
+    )
+    select_channel(stack, int(row["nuclear_channel"]), file, column="nuclear_channel")
+    zinfo = {"n_planes": 1, "focus_plane": 0, "plane_spread": 0}
+    if stack.shape[1] > 1:
+        image, zinfo = mid_nuclear_field(
+            stack,
+            int(row["nuclear_channel"]),
+            pixel_size_um,
+            owner_radius_um=s["cell_max_radius_um"],
+            min_area_um2=s["nuclei_min_area_um2"],
+            max_area_um2=s["nuclei_max_area_um2"],
+            smoothing_sigma_um=s["nuclei_smoothing_um"],
+            background_size_um=s["nuclei_background_um"],
+            threshold_method=s["nuclei_threshold"],
+        )
+    else:
+        image = stack[:, 0]
+    del stack
     channels = {
         "her2": select_channel(image, int(row["her2_channel"]), file, column="her2_channel"),
         "nuclear": select_channel(
@@ -204,6 +240,12 @@ def measure_field(row: dict, settings: dict):
         pixel_size_um,
         membrane_band_um=s["membrane_band_um"],
         completeness_k=s["completeness_k"],
+        completeness_sectors=s.get(
+            "completeness_sectors", SETTING_DEFAULTS["completeness_sectors"]
+        ),
+        completeness_reference=s.get(
+            "completeness_reference", SETTING_DEFAULTS["completeness_reference"]
+        ),
         nucleus_area_um2=(s["nuclei_min_area_um2"], s["nuclei_max_area_um2"]),
         cell_area_um2=tuple(s["cell_area_um2"]),
         saturated=saturated,
@@ -219,16 +261,22 @@ def measure_field(row: dict, settings: dict):
     if "her2_membrane_spill" in table:
         table["her2_net_membrane"] += table["her2_membrane_spill"]
     sample = {key: str(row[key]) for key in SAMPLE_KEYS}
+    segmentation_channel = MEMBRANE_MARKER if "membrane" in channels else HER2_ITSELF
     table = pd.concat(
         [pd.DataFrame({"image_id": row["image_id"], **sample}, index=table.index), table],
         axis=1,
     )
+    table["segmentation_channel"] = segmentation_channel
     qc = {
         "image_id": row["image_id"],
         **sample,
         "pixel_size_um": pixel_size_um,
         "n_nuclei": int(len(np.unique(nuclei[nuclei > 0]))),
-        "segmentation_channel": "membrane" if "membrane" in channels else "her2",
+        "z_planes": int(zinfo["n_planes"]),
+        "z_step_um": z_step_um,
+        "focus_plane": int(zinfo["focus_plane"]),
+        "z_plane_spread": float(zinfo["plane_spread"]),
+        "segmentation_channel": segmentation_channel,
         "illumination": illumination,
         **qc,
     }

@@ -1,9 +1,12 @@
-"""Reading microscopy images as channel-first (C, Y, X) arrays.
+"""Reading microscopy images as channel-first (C, Y, X) arrays or (C, Z, Y, X) stacks.
 
 TIFF and OME-TIFF through :mod:`tifffile` (pixel size from the OME
-``PhysicalSizeX`` or the TIFF resolution tags when they are present), PNG
-and JPEG through :func:`skimage.io.imread`. Every failure is an
-:class:`~sepher.errors.InputError` naming the file.
+``PhysicalSizeX`` or the TIFF resolution tags when they are present, the z
+step from OME ``PhysicalSizeZ`` or ImageJ ``spacing``), Nikon ND2 (version 3,
+see :func:`read_nd2`), PNG and JPEG through :func:`skimage.io.imread`.
+:func:`read_image` returns one 2-D plane and refuses z-stacks and time
+series; :func:`read_stack` returns a z-stack (a 2-D file is a stack of one
+plane). Every failure is an :class:`~sepher.errors.InputError` naming the file.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from skimage import io as skio
 
 from sepher.errors import InputError
 
-__all__ = ["read_image", "select_channel", "tiff_pixel_size_um"]
+__all__ = [
+    "read_image",
+    "read_nd2",
+    "read_stack",
+    "select_channel",
+    "tiff_pixel_size_um",
+    "tiff_z_step_um",
+]
 
 _UNIT_TO_UM = {"nm": 1e-3, "µm": 1.0, "um": 1.0, "micron": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
 _RES_UNIT_TO_UM = {2: 25400.0, 3: 10000.0}  # TIFF ResolutionUnit: 2 inch, 3 centimetre
@@ -60,6 +70,79 @@ def tiff_pixel_size_um(tif: tifffile.TiffFile) -> float | None:
     return None
 
 
+def tiff_z_step_um(tif: tifffile.TiffFile) -> float | None:
+    """Z step (um) between the planes of a TIFF z-stack, or None when not recorded.
+
+    Looks at OME-XML ``Pixels/@PhysicalSizeZ`` (with its unit), then ImageJ
+    metadata ``spacing`` (in its ``unit``; no unit or "pixel" counts as not
+    recorded).
+    """
+    if tif.is_ome and tif.ome_metadata:
+        try:
+            root = ET.fromstring(tif.ome_metadata)
+            for el in root.iter():
+                if el.tag.endswith("Pixels") and el.get("PhysicalSizeZ"):
+                    unit = el.get("PhysicalSizeZUnit", "µm")
+                    return float(el.get("PhysicalSizeZ")) * _UNIT_TO_UM.get(unit, 1.0)
+        except (ET.ParseError, ValueError):
+            pass
+    ij = tif.imagej_metadata or {}
+    if "spacing" in ij and ij.get("unit") in _UNIT_TO_UM:
+        try:
+            return float(ij["spacing"]) * _UNIT_TO_UM[ij["unit"]]
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+# ---------------------------------------------------------------- ND2
+def read_nd2(path) -> tuple[np.ndarray, str, float | None, float | None, list[str]]:
+    """Read a Nikon ND2 file through the ``nd2`` package (Talley Lambert, BSD-3).
+
+    ``nd2`` rather than bioio's ND2 plugin: ``bioio-nd2`` pulls ``s3fs`` ->
+    ``botocore``, which needs python-dateutil < 3 and conflicts with the pinned
+    4.0.0; ``nd2`` is the library that plugin wraps.
+
+    Returns
+    -------
+    data : ndarray
+        The frames with the file's loop axes first (time, stage position, z,
+        only those of more than one step), then C, Y, X.
+    axes : str
+        E.g. ``"TZCYX"``; stage positions are ``P``.
+    pixel_size_um, z_step_um : float or None
+        From the calibration and the z loop; None when not recorded.
+    channel_names : list of str
+    """
+    import nd2
+
+    with nd2.ND2File(path) as f:
+        sizes = dict(f.sizes)
+        data = np.asarray(f.asarray())
+        voxel = f.voxel_size()
+        channels = f.metadata.channels or []
+        names = [ch.channel.name for ch in channels]
+        z_step = float(voxel.z) if sizes.get("Z", 1) > 1 and voxel.z else None
+        pixel = float(voxel.x) if voxel.x and f.metadata.channels else None
+    # the package's axis order is loops then C, Y, X (RGB files carry S last)
+    if sizes.get("S", 1) > 1:
+        raise ValueError("an RGB (brightfield) ND2: sepher reads fluorescence ND2 files")
+    order = [a for a in sizes if a not in ("C", "Y", "X", "S")]
+    if "C" not in sizes:
+        data = data.reshape(tuple(sizes[a] for a in order) + (1, sizes["Y"], sizes["X"]))
+    axes = "".join("P" if a == "P" else a for a in order) + "CYX"
+    return data, axes, pixel, z_step, names
+
+
+_STACK_HINTS = {
+    "Z": "Z-stacks are read by sepher.imaging.io.read_stack and measured per cell in the "
+    "mid-nuclear plane (sepher.imaging.zstack); or export the focal plane.",
+    "T": "Time series are not measured: export one time point (read_stack(..., t=index) "
+    "selects one).",
+    "Q": "Export a maximum projection or the focal plane.",
+}
+
+
 def _to_cyx(data: np.ndarray, axes: str, path: str) -> np.ndarray:
     axes = axes.upper().replace("I", "Q")
     if "Q" in axes and "C" not in axes and "S" not in axes and axes.count("Q") == 1:
@@ -70,11 +153,12 @@ def _to_cyx(data: np.ndarray, axes: str, path: str) -> np.ndarray:
             i = axes.index(ax)
             if data.shape[i] > 1:
                 kind = {"Z": "a z-stack", "T": "a time series", "Q": "a stack"}[ax]
+                unit = "time points" if ax == "T" else "planes"
                 raise InputError(
                     path,
                     "a single 2-D plane (Y, X) with optional channels",
-                    value=f"{kind} of {data.shape[i]} planes, shape {data.shape}",
-                    hint="Export a maximum projection or the focal plane.",
+                    value=f"{kind} of {data.shape[i]} {unit}, shape {data.shape}, axes {axes}",
+                    hint=_STACK_HINTS[ax],
                 )
             data = np.take(data, 0, axis=i)
             axes = axes[:i] + axes[i + 1 :]
@@ -93,7 +177,55 @@ def _to_cyx(data: np.ndarray, axes: str, path: str) -> np.ndarray:
 
 def _read_tiff(tif: tifffile.TiffFile):
     series = tif.series[0]
-    return series.asarray(), series.axes, tiff_pixel_size_um(tif)
+    return series.asarray(), series.axes, tiff_pixel_size_um(tif), tiff_z_step_um(tif)
+
+
+def _load(path: Path, tif: tifffile.TiffFile | None = None):
+    """(data, axes, pixel size, z step) of an image file; InputError when unreadable."""
+    name = str(path)
+    if not path.is_file():
+        raise InputError(name, "an existing image file", hint="Check the sample sheet path.")
+    suffix = path.suffix.lower()
+    try:
+        if tif is not None:
+            return _read_tiff(tif)
+        if suffix in (".tif", ".tiff", ".btf") or name.lower().endswith(".ome.tif"):
+            with tifffile.TiffFile(path) as opened:
+                return _read_tiff(opened)
+        if suffix == ".nd2":
+            data, axes, px, z_step, _ = read_nd2(path)
+            return data, axes, px, z_step
+        data = np.asarray(skio.imread(path))
+        return data, {2: "YX", 3: "YXS"}.get(data.ndim, "?" * data.ndim), None, None
+    except InputError:
+        raise
+    except Exception as exc:  # tifffile / imageio raise many types on corrupt files
+        raise InputError(
+            name,
+            "a readable TIFF, OME-TIFF, ND2, PNG or JPEG image",
+            value=f"{type(exc).__name__}: {exc}",
+            hint="The file may be truncated or not an image.",
+        ) from exc
+
+
+def _pixel_size(name: str, file_px, pixel_size_um) -> float:
+    """The file's pixel size (warning when the sheet disagrees), else the sheet's."""
+    if file_px is not None:
+        if pixel_size_um is not None and abs(file_px - pixel_size_um) > 0.05 * pixel_size_um:
+            warnings.warn(
+                f"{name}: file records pixel size {file_px:.4g} um, sample sheet says "
+                f"{pixel_size_um:.4g} um; using the file's value",
+                stacklevel=3,
+            )
+        return float(file_px)
+    if pixel_size_um is None or not np.isfinite(pixel_size_um) or pixel_size_um <= 0:
+        raise InputError(
+            name,
+            "a pixel size in um (in the file metadata or the sample sheet)",
+            column="pixel_size_um",
+            value=pixel_size_um,
+        )
+    return float(pixel_size_um)
 
 
 def read_image(
@@ -104,7 +236,8 @@ def read_image(
     Parameters
     ----------
     path : str or Path
-        TIFF / OME-TIFF, PNG or JPEG file.
+        TIFF / OME-TIFF, ND2 (version 3), PNG or JPEG file holding one plane;
+        z-stacks are read by :func:`read_stack`.
     pixel_size_um : float, optional
         Pixel edge length (um) from the sample sheet; used when the file does
         not record one. When both exist and differ by more than 5 %, the
@@ -132,28 +265,7 @@ def read_image(
     """
     path = Path(path)
     name = str(path)
-    if not path.is_file():
-        raise InputError(name, "an existing image file", hint="Check the sample sheet path.")
-    file_px = None
-    suffix = path.suffix.lower()
-    try:
-        if tif is not None:
-            data, axes, file_px = _read_tiff(tif)
-        elif suffix in (".tif", ".tiff", ".btf") or name.lower().endswith(".ome.tif"):
-            with tifffile.TiffFile(path) as opened:
-                data, axes, file_px = _read_tiff(opened)
-        else:
-            data = np.asarray(skio.imread(path))
-            axes = {2: "YX", 3: "YXS"}.get(data.ndim, "?" * data.ndim)
-    except InputError:
-        raise
-    except Exception as exc:  # tifffile / imageio raise many types on corrupt files
-        raise InputError(
-            name,
-            "a readable TIFF, OME-TIFF, PNG or JPEG image",
-            value=f"{type(exc).__name__}: {exc}",
-            hint="The file may be truncated or not an image.",
-        ) from exc
+    data, axes, file_px, _ = _load(path, tif)
     image = _to_cyx(np.asarray(data), axes, name)
     if image.dtype not in (np.uint8, np.uint16):
         image = image.astype(np.float32)
@@ -161,22 +273,158 @@ def read_image(
         image = np.stack([select_channel(image, c, name) for c in channels])
     if not np.any(image):
         raise InputError(name, "an image with signal", value="all pixels are 0")
-    if file_px is not None:
-        if pixel_size_um is not None and abs(file_px - pixel_size_um) > 0.05 * pixel_size_um:
+    return image, _pixel_size(name, file_px, pixel_size_um)
+
+
+def _to_czyx(data: np.ndarray, axes: str, path: str, t: int | None) -> np.ndarray:
+    axes = axes.upper().replace("I", "Q")
+    if "Q" in axes and "C" not in axes and "S" not in axes and axes.count("Q") == 1:
+        axes = axes.replace("Q", "C")  # untyped pages (plain multi-page TIFF): channels
+    if "T" in axes:
+        i = axes.index("T")
+        n_t = data.shape[i]
+        if t is None and n_t > 1:
+            raise InputError(
+                path,
+                "a single time point: a z-stack with axes (C,) Z, Y, X",
+                value=f"a time series of {n_t} time points, shape {data.shape}, axes {axes}",
+                hint="Pass t=<0-based index> to read_stack to measure one time point, or "
+                "export one time point.",
+            )
+        k = 0 if t is None else int(t)
+        if not 0 <= k < n_t:
+            raise InputError(path, f"a time point index 0..{n_t - 1}", column="t", value=t)
+        data = np.take(data, k, axis=i)
+        axes = axes[:i] + axes[i + 1 :]
+    for ax in "PQ":
+        if ax in axes:
+            i = axes.index(ax)
+            if data.shape[i] > 1:
+                kind = {"P": "stage positions", "Q": "untyped planes"}[ax]
+                raise InputError(
+                    path,
+                    "one field: a z-stack with axes (C,) Z, Y, X",
+                    value=f"{data.shape[i]} {kind}, shape {data.shape}, axes {axes}",
+                    hint="Export each position as its own file."
+                    if ax == "P"
+                    else "Say what the pages are with read_stack(..., axes='ZYX' or 'CZYX').",
+                )
+            data = np.take(data, 0, axis=i)
+            axes = axes[:i] + axes[i + 1 :]
+    if "S" in axes and "C" in axes:
+        i = axes.index("S")
+        if data.shape[i] == 1:
+            data = np.take(data, 0, axis=i)
+            axes = axes[:i] + axes[i + 1 :]
+    axes = axes.replace("S", "C")
+    for ax in "CZ":
+        if ax not in axes:
+            data = data[np.newaxis]
+            axes = ax + axes
+    if sorted(axes) != ["C", "X", "Y", "Z"]:
+        raise InputError(
+            path, "a z-stack with axes (C,) Z, Y, X", value=f"axes {axes} {data.shape}"
+        )
+    return np.transpose(data, [axes.index(a) for a in "CZYX"])
+
+
+def read_stack(
+    path,
+    pixel_size_um: float | None = None,
+    z_step_um: float | None = None,
+    *,
+    channels=None,
+    t: int | None = None,
+    axes: str | None = None,
+    require_z_step: bool = True,
+    tif: tifffile.TiffFile | None = None,
+) -> tuple[np.ndarray, float, float | None]:
+    """Read a z-stack (or a 2-D image, as a stack of one plane) as (C, Z, Y, X).
+
+    Parameters
+    ----------
+    path : str or Path
+        OME-TIFF / ImageJ TIFF with a Z axis, Nikon ND2 (version 3), or any
+        file :func:`read_image` reads.
+    pixel_size_um : float, optional
+        Pixel edge length (um) from the sample sheet; the file's value wins
+        (with a warning when they differ by more than 5 %).
+    z_step_um : float, optional
+        Distance between planes (um) when the file does not record one; the
+        file's value (OME ``PhysicalSizeZ``, ImageJ ``spacing``, the ND2 z
+        loop's step) wins.
+    channels : sequence of int, optional
+        0-based channel indices to keep (in that order); all by default.
+    t : int, optional
+        0-based time point to read from a time series. Without it a series of
+        more than one time point is refused.
+    axes : str, optional
+        The file's axes when its metadata do not say (a plain multi-page TIFF
+        is otherwise read as channels), e.g. ``"ZYX"`` or ``"CZYX"``.
+    require_z_step : bool, default True
+        Refuse a stack of several planes whose z step is unknown. False
+        returns None instead (the per-cell mid-nuclear measurement needs no
+        step; orthogonal views and 3-D segmentation do).
+    tif : tifffile.TiffFile, optional
+        `path` already opened by the caller (as in :func:`read_image`).
+
+    Returns
+    -------
+    stack : ndarray, shape (C, Z, Y, X)
+        uint8 / uint16 kept as stored, other dtypes as float32.
+    pixel_size_um : float
+    z_step_um : float or None
+        None for a single plane with no recorded step (or any stack with no
+        known step when ``require_z_step`` is False).
+
+    Raises
+    ------
+    InputError
+        As :func:`read_image`; a time series without ``t``; several stage
+        positions; a z-stack with no z step known; ``axes`` that do not fit.
+    """
+    path = Path(path)
+    name = str(path)
+    data, file_axes, file_px, file_z = _load(path, tif)
+    data = np.asarray(data)
+    if axes is not None:
+        given = axes.upper()
+        if len(given) != data.ndim:
+            raise InputError(
+                name,
+                f"axes with one letter per dimension of the data {data.shape}",
+                column="axes",
+                value=axes,
+            )
+        file_axes = given
+    stack = _to_czyx(data, file_axes, name, t)
+    if stack.dtype not in (np.uint8, np.uint16):
+        stack = stack.astype(np.float32)
+    if channels is not None:
+        stack = np.stack([select_channel(stack, c, name) for c in channels])
+    if not np.any(stack):
+        raise InputError(name, "an image with signal", value="all pixels are 0")
+    pixel = _pixel_size(name, file_px, pixel_size_um)
+    if file_z is not None:
+        if z_step_um is not None and abs(file_z - z_step_um) > 0.05 * z_step_um:
             warnings.warn(
-                f"{name}: file records pixel size {file_px:.4g} um, sample sheet says "
-                f"{pixel_size_um:.4g} um; using the file's value",
+                f"{name}: file records z step {file_z:.4g} um, sample sheet says "
+                f"{z_step_um:.4g} um; using the file's value",
                 stacklevel=2,
             )
-        return image, float(file_px)
-    if pixel_size_um is None or not np.isfinite(pixel_size_um) or pixel_size_um <= 0:
+        z_step = float(file_z)
+    elif z_step_um is not None and np.isfinite(z_step_um) and z_step_um > 0:
+        z_step = float(z_step_um)
+    elif stack.shape[1] > 1 and require_z_step:
         raise InputError(
             name,
-            "a pixel size in um (in the file metadata or the sample sheet)",
-            column="pixel_size_um",
-            value=pixel_size_um,
+            "a z step in um (OME PhysicalSizeZ, ImageJ spacing, or given as z_step_um)",
+            column="z_step_um",
+            value=z_step_um,
         )
-    return image, float(pixel_size_um)
+    else:
+        z_step = None
+    return stack, pixel, z_step
 
 
 def select_channel(image: np.ndarray, index, path="image", column=None, row=None) -> np.ndarray:

@@ -15,10 +15,23 @@ from scipy import ndimage as ndi
 
 from sepher.imaging.compartments import _dilate_disc, compartment_codes, near_cell_edge
 
-__all__ = ["estimate_background", "label_medians", "label_sums", "measure_cells", "noise_sd"]
+__all__ = [
+    "COMPLETENESS_REFERENCES",
+    "estimate_background",
+    "label_medians",
+    "label_sums",
+    "laplacian_noise_image",
+    "measure_cells",
+    "noise_sd",
+    "sector_completeness",
+]
 
 COMPARTMENTS = ("nucleus", "cytoplasm", "membrane")  # column order of the table
 COMPARTMENT_ORDER = ("nucleus", "membrane", "cytoplasm")  # order of compartment_codes
+#: What a membrane sector's HER2 is compared with (:func:`measure_cells`).
+COMPLETENESS_REFERENCES = ("cytoplasm", "background")
+#: Fewest cytoplasm pixels for a per-cell reference level and noise SD.
+MIN_REFERENCE_PX = 10
 
 
 def label_sums(values: np.ndarray, labels: np.ndarray, n_labels: int):
@@ -228,6 +241,156 @@ def noise_sd(image: np.ndarray) -> float:
     return float(np.sqrt(np.pi / 2) * total / (6 * (h - 2) * (w - 2)))
 
 
+def laplacian_noise_image(image: np.ndarray) -> np.ndarray:
+    """Per-pixel noise probe: ``|I * N| / 6`` with Immerkaer's (1996) kernel
+    ``N = [[1,-2,1],[-2,4,-2],[1,-2,1]]`` (0 on the outermost pixel layer).
+
+    ``N`` removes locally planar (smooth) structure and has a sum of squares of
+    36, so for white Gaussian noise of SD ``s`` the response ``I * N`` is
+    zero-mean with SD ``6 s``: the median of ``|I * N| / 6`` over a region,
+    times 1.4826 (1 / Phi^-1(3/4)), is a robust estimate of the noise SD there
+    (the median, unlike Immerkaer's mean, ignores the sparse strong responses
+    of membrane ridges, puncta and edges). float32.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    out = np.zeros(img.shape, dtype=np.float32)
+    if min(img.shape) < 3:
+        return out
+    rows = img[:, :-2] + img[:, 2:]
+    rows -= 2 * img[:, 1:-1]
+    conv = rows[:-2] + rows[2:]
+    conv -= 2 * rows[1:-1]
+    out[1:-1, 1:-1] = np.abs(conv) / np.float32(6.0)
+    return out
+
+
+def sector_completeness(
+    values: np.ndarray,
+    cells: np.ndarray,
+    band: np.ndarray,
+    centre_y: np.ndarray,
+    centre_x: np.ndarray,
+    reference: np.ndarray,
+    noise_sd,
+    n_reference: np.ndarray | None = None,
+    *,
+    extra=(),
+    n_sectors: int = 32,
+    k: float = 3.0,
+    min_sector_px: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of each cell's membrane band lying in HER2-stained angular sectors.
+
+    The band pixels of cell ``i`` (label ``i + 1``) are cut into ``n_sectors``
+    equal angular sectors about ``(centre_y[i], centre_x[i])`` (the nucleus
+    centroid, which does not depend on how the cell outline was drawn). Each
+    sector's *excess light* is the sum, over its band pixels, of the HER2
+    above the cell's ``reference``, plus, over the ``extra`` pixel sets in
+    the same sector, of the HER2 above their own levels. A sector with at
+    least ``min_sector_px`` band pixels is *stained* when its excess exceeds
+    ``k`` standard errors::
+
+        E_s > k * noise_sd * sqrt(N_s + sum_g m_gs**2 / n_g)
+
+    (``N_s`` pixels in the sector's aperture, ``m_gs`` of them referred to a
+    level estimated from ``n_g`` pixels; ``n_g = inf`` for an exact level).
+    With the band alone this is ``mean_s - reference > k * SE``. Completeness
+    is the band pixels of stained sectors over those of all valid sectors:
+    the stained fraction of the perimeter, each sector weighted by its arc's
+    length so that elongated cells are not biased towards their ends.
+
+    Why a sum of light and a margin in standard errors: optical blur moves
+    light but conserves it. A cell body that ends at the membrane loses light
+    over its last micrometre outward, so its edge band reads *below* the
+    cytoplasm even where a dim membrane is present; summed over an aperture
+    that reaches past the blur on both sides (the ``extra`` outer and inner
+    rings, each against its own level), the body's contribution cancels and
+    what is left is the membrane's own light. A margin in standard errors of
+    that sum, not in pixel SDs, makes the readout depend on *whether* a
+    stretch of membrane carries HER2, not on how bright it is: a dim
+    (3-5 noise SDs, TP-R-like) but complete membrane reads complete, a bright
+    partial one partial. Blur shifts an arc's ends by about one PSF width,
+    far less than a sector (32 sectors of a 10 um-radius cell are 2 um long).
+    ``k = 3`` is the IUPAC limit-of-detection convention (a signal 3 SDs
+    above the blank; Long & Winefordner 1983, Anal Chem 55:712A), a
+    one-sided false-positive rate of 0.13 % per sector under Gaussian noise.
+
+    Parameters
+    ----------
+    values : ndarray, 2-D
+        HER2 intensities.
+    cells : ndarray of int
+        Cell labels 1..n (0 background).
+    band : ndarray of bool
+        Membrane-band pixels (:func:`~sepher.imaging.compartments.compartment_codes`).
+    centre_y, centre_x : ndarray of float, (n,)
+        Sector centre of each cell, pixels (row, column).
+    reference : ndarray of float, (n,)
+        Level the band is measured against (e.g. the cell's cytoplasm).
+    noise_sd : float or ndarray of float, (n,)
+        Pixel noise SD (one for the field or one per cell).
+    n_reference : ndarray of float, (n,), optional
+        Pixels behind each reference; None: exact references.
+    extra : sequence of (index, label, level, n_level)
+        More aperture pixels: flat indices, their cells (1..n), the level
+        per cell (n,) they are measured against, and the pixels behind it
+        (None: exact).
+    n_sectors : int, default 32
+    k : float, default 3.0
+        Margin in standard errors.
+    min_sector_px : int, default 3
+        Sectors with fewer band pixels are left out (e.g. where the nucleus
+        reaches the cell edge, or at the field border, which is no edge).
+
+    Returns
+    -------
+    completeness : ndarray of float, (n,)
+        In [0, 1]; NaN for a cell without a valid sector.
+    n_valid : ndarray of int, (n,)
+        Valid sectors per cell.
+    """
+    cells = np.asarray(cells)
+    flat_values = np.asarray(values).ravel()
+    n = int(len(reference))
+    size = n * n_sectors
+    centre_y, centre_x = np.asarray(centre_y), np.asarray(centre_x)
+    index = np.flatnonzero(np.asarray(band, dtype=bool) & (cells > 0))
+    groups = [(index, cells.ravel()[index], reference, n_reference), *extra]
+    excess = np.zeros(size)
+    n_px = np.zeros(size)
+    variance_ref = np.zeros(size)
+    band_count = None
+    for g_index, g_label, level, n_level in groups:
+        ids = np.asarray(g_label).astype(np.int64) - 1
+        ys, xs = np.divmod(np.asarray(g_index), cells.shape[1])
+        with np.errstate(invalid="ignore"):
+            angle = np.arctan2(ys - centre_y[ids], xs - centre_x[ids])
+            sector = ((angle + np.pi) * (n_sectors / (2 * np.pi))).astype(np.int64)
+        np.clip(sector, 0, n_sectors - 1, out=sector)
+        key = ids * n_sectors + sector
+        count = np.bincount(key, minlength=size)[:size].astype(np.float64)
+        weights = flat_values[g_index].astype(np.float64) - np.asarray(level, np.float64)[ids]
+        excess += np.bincount(key, weights=weights, minlength=size)[:size].astype(np.float64)
+        n_px += count
+        if n_level is not None:
+            per_sector = np.repeat(np.asarray(n_level, dtype=np.float64), n_sectors)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                variance_ref += np.where(count > 0, count**2 / per_sector, 0.0)
+        if band_count is None:
+            band_count = count
+    sd = np.repeat(np.broadcast_to(np.asarray(noise_sd, dtype=np.float64), (n,)), n_sectors)
+    valid = band_count >= min_sector_px
+    with np.errstate(invalid="ignore"):
+        stained = valid & (excess > k * sd * np.sqrt(n_px + variance_ref))
+    valid, stained, band_count = (a.reshape(n, n_sectors) for a in (valid, stained, band_count))
+    band_valid = np.where(valid, band_count, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        completeness = np.where(
+            band_valid > 0, np.where(stained, band_count, 0.0).sum(axis=1) / band_valid, np.nan
+        )
+    return completeness, valid.sum(axis=1)
+
+
 def outer_ring(cells: np.ndarray, radius_px: float) -> tuple[np.ndarray, np.ndarray]:
     """Background pixels within ``radius_px`` (centre to centre) of a cell,
     each with the label of the nearest cell pixel.
@@ -292,6 +455,7 @@ def _spill(her2, cells, code, in_nucleus, in_band, pixel_size_um, band_um, spill
     # within spill_um + half a pixel of the outermost cell pixel's centre)
     index, label = outer_ring(cells, radius_px)
     outside = np.bincount(label, weights=values[index].astype(np.float64), minlength=n + 1)[1:]
+    outside = outside.astype(np.float64, copy=False)  # an empty ring gives int64
     outside -= level * np.bincount(label, minlength=n + 1)[1:]
     # inside: cytoplasm within spill_um of the band, and (the rest) within
     # spill_um of the nucleus, each against the cytoplasm beyond both; one
@@ -324,6 +488,84 @@ def _spill(her2, cells, code, in_nucleus, in_band, pixel_size_um, band_um, spill
     return membrane, outside, nucleus
 
 
+def _completeness(
+    her2,
+    cells,
+    code,
+    in_nucleus,
+    in_band,
+    cell_centre,
+    background,
+    *,
+    pixel_size_um,
+    band_um,
+    spill_um,
+    reference,
+    n_sectors,
+    k,
+):
+    """Membrane completeness of every cell (see :func:`measure_cells`, Notes).
+
+    Returns
+    -------
+    completeness, n_valid_sectors, noise_sd : ndarray, (n,)
+    """
+    n = int(cells.max()) if cells.size else 0
+    level, sd = background
+    her2 = np.asarray(her2)
+    # sector centre: the nucleus centroid (the cell's where it has no nucleus)
+    index = np.flatnonzero(in_nucleus)
+    ids = cells.ravel()[index].astype(np.int64)
+    ys, xs = np.divmod(index, cells.shape[1])
+    n_nuc = np.bincount(ids, minlength=n + 1)[1 : n + 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cy = np.bincount(ids, weights=ys, minlength=n + 1)[1 : n + 1] / n_nuc
+        cx = np.bincount(ids, weights=xs, minlength=n + 1)[1 : n + 1] / n_nuc
+    cy = np.where(n_nuc > 0, cy, cell_centre[0])
+    cx = np.where(n_nuc > 0, cx, cell_centre[1])
+    noise = np.full(n, float(sd))
+    ref = np.full(n, float(level))
+    n_ref = np.full(n, np.inf)
+    extra = []
+    if reference == "cytoplasm":
+        cyto = code % 3 == 0
+        cyto &= cells > 0
+        # the cytoplasm beyond the blur's reach of the band (all of it when
+        # that leaves too few pixels), by its median (robust to puncta)
+        near = near_cell_edge(cells, pixel_size_um, band_um + spill_um) & cyto
+        core_code = np.where(cyto & ~near, code, 0)
+        n_core = np.bincount(core_code.ravel() // 3, minlength=n + 1)[1 : n + 1]
+        n_cyto = np.bincount((code * cyto).ravel() // 3, minlength=n + 1)[1 : n + 1]
+        img32 = her2.astype(np.float32, copy=False)
+        core = label_medians(img32, core_code // 3, n)
+        whole = label_medians(img32, (code * cyto) // 3, n)
+        core_ok = n_core >= MIN_REFERENCE_PX
+        ref_cyto = np.where(core_ok, core, whole)
+        n_ref_cyto = np.where(core_ok, n_core, n_cyto).astype(np.float64)
+        # noise SD on the whole cytoplasm, the outermost pixel layer (where
+        # the probe is undefined) left out
+        probe_code = (code * cyto) // 3
+        probe_code[[0, -1], :] = 0
+        probe_code[:, [0, -1]] = 0
+        local = 1.4826 * label_medians(laplacian_noise_image(img32), probe_code, n)
+        use = (n_cyto >= MIN_REFERENCE_PX) & np.isfinite(local) & np.isfinite(ref_cyto)
+        noise[use] = np.maximum(local[use], sd)
+        ref[use] = ref_cyto[use]
+        n_ref[use] = n_ref_cyto[use]
+        if spill_um > 0:
+            # the aperture: background within the blur's reach outside the
+            # edge (against the background level), cytoplasm within it inside
+            # the band (against the cell's reference)
+            out_index, out_label = outer_ring(cells, spill_um / pixel_size_um + 0.5)
+            extra.append((out_index, out_label, np.full(n, float(level)), None))
+            in_index = np.flatnonzero(near)
+            extra.append((in_index, cells.ravel()[in_index], ref, n_ref))
+    completeness, n_valid = sector_completeness(
+        her2, cells, in_band, cy, cx, ref, noise, n_ref, extra=extra, n_sectors=n_sectors, k=k
+    )
+    return completeness, n_valid, noise
+
+
 def _saturation_value(channel: np.ndarray):
     if np.issubdtype(channel.dtype, np.integer):
         return np.iinfo(channel.dtype).max
@@ -339,6 +581,8 @@ def measure_cells(
     her2_role: str = "her2",
     membrane_band_um: float = 1.0,
     completeness_k: float = 3.0,
+    completeness_sectors: int = 32,
+    completeness_reference: str = "cytoplasm",
     background: dict | None = None,
     nucleus_area_um2: tuple[float, float] = (10.0, 400.0),
     cell_area_um2: tuple[float, float] = (30.0, 5000.0),
@@ -364,7 +608,18 @@ def measure_cells(
     membrane_band_um : float, default 1.0
         Membrane band width (um), see :func:`sepher.imaging.compartments`.
     completeness_k : float, default 3.0
-        A membrane-band pixel is "stained" when HER2 > background + k * SD.
+        Margin, in standard errors, by which a membrane sector's mean HER2
+        must exceed the reference to count as stained
+        (:func:`sector_completeness`; 3: the IUPAC limit-of-detection
+        convention).
+    completeness_sectors : int, default 32
+        Angular sectors of the membrane band about the nucleus centroid.
+    completeness_reference : {"cytoplasm", "background"}, default "cytoplasm"
+        Reference level of a sector: the cell's cytoplasm median (with the
+        noise SD of the cell's cytoplasm, see Notes), or the field's
+        background level (with its SD). The cytoplasm makes completeness a
+        readout of membrane *enrichment*, insensitive to out-of-focus haze and
+        diffuse cytoplasmic HER2, which raise band and cytoplasm alike.
     background : dict of str to (level, sd), optional
         Background per role; estimated with :func:`estimate_background`
         when missing.
@@ -394,8 +649,10 @@ def measure_cells(
         ``cytoplasm_area_um2``; per role and compartment
         ``{role}_mean_{c}``, ``{role}_integrated_{c}`` (sum of intensities,
         intensity units x pixels), ``{role}_median_{c}`` (``median_roles``) and
-        ``{role}_background``; then ``membrane_completeness`` (fraction of
-        membrane-band pixels above background + k SD), ``nuclear_fraction``
+        ``{role}_background``; then ``membrane_completeness`` (stained fraction
+        of the membrane band's perimeter, :func:`sector_completeness`),
+        ``membrane_sectors`` (valid sectors behind it), ``{her2_role}_noise_sd``
+        (the pixel noise SD used), ``nuclear_fraction``
         (background-subtracted nuclear / whole-cell integrated HER2), and
         flags ``border``, ``saturated``, ``implausible_size``.
 
@@ -422,7 +679,22 @@ def measure_cells(
     nuclear fraction includes the light outside the edge; the plain
     ``*_mean_*``, ``*_integrated_*`` and ``*_median_*`` columns stay pixel
     statistics of the compartments.
+
+    Membrane completeness (:func:`sector_completeness`) uses HER2 alone, on
+    the membrane band's sectors about the nucleus centroid, so it does not
+    depend on which channel drew the cell outline beyond the band's
+    position. Its noise SD is per cell: 1.4826 x the median over the cell's
+    cytoplasm of :func:`laplacian_noise_image` (Immerkaer's noise probe made
+    robust), so that shot noise, which grows with intensity, is not
+    under-estimated from the dark background; never below the field
+    background's SD. Cells with fewer than :data:`MIN_REFERENCE_PX`
+    cytoplasm pixels fall back to the background reference.
     """
+    if completeness_reference not in COMPLETENESS_REFERENCES:
+        raise ValueError(
+            f"completeness_reference {completeness_reference!r}: expected one of "
+            f"{COMPLETENESS_REFERENCES}"
+        )
     if her2_role not in image_channels:
         raise ValueError(f"image_channels has no '{her2_role}' role: {sorted(image_channels)}")
     cells = np.asarray(cells)
@@ -489,16 +761,31 @@ def measure_cells(
     # HER2-derived readouts
     her2 = np.asarray(image_channels[her2_role])
     level, sd = background[her2_role]
-    stained = her2 > level + completeness_k * sd
-    n_stained = np.bincount(flat[stained.ravel()], minlength=n_codes)[1:].reshape(n, 3)[:, 1]
     her2_total = totals[her2_role]
     her2_cell = her2_total.sum(axis=1)
     nuc_net = her2_total[:, 0] - level * counts["nucleus"]
     cell_net = her2_cell - level * count_cell
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["membrane_completeness"] = np.where(
-            counts["membrane"] > 0, n_stained / counts["membrane"], np.nan
-        )
+        cell_centre = (sum_y / count_cell, sum_x / count_cell)
+    completeness, n_sectors, noise = _completeness(
+        her2,
+        cells,
+        code,
+        in_nucleus,
+        in_band,
+        cell_centre,
+        (level, sd),
+        pixel_size_um=pixel_size_um,
+        band_um=membrane_band_um,
+        spill_um=spill_um,
+        reference=completeness_reference,
+        n_sectors=completeness_sectors,
+        k=completeness_k,
+    )
+    out["membrane_completeness"] = completeness
+    out["membrane_sectors"] = n_sectors
+    out[f"{her2_role}_noise_sd"] = noise
+    with np.errstate(invalid="ignore", divide="ignore"):
         out["nuclear_fraction"] = np.where(cell_net > 0, nuc_net / cell_net, np.nan)
     if spill_um > 0:
         spill, outside, nucleus_spill = _spill(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["iou_pairs", "match_instances"]
+__all__ = ["compare_segmentations", "iou_pairs", "match_instances"]
 
 
 def iou_pairs(pred: np.ndarray, truth: np.ndarray):
@@ -99,4 +99,33 @@ def match_instances(pred: np.ndarray, truth: np.ndarray, iou: float = 0.5) -> di
         "recall": recall,
         "f1": f1,
         "mean_iou": float(pair_iou.mean()) if tp else float("nan"),
+    }
+
+
+def compare_segmentations(labels_a: np.ndarray, labels_b: np.ndarray, iou: float = 0.5) -> dict:
+    """Agreement of two segmentations of one field (e.g. cells outlined on a
+    membrane marker, ``labels_a``, and on HER2 itself, ``labels_b``).
+
+    Neither is ground truth: ``labels_a`` plays the reference in
+    :func:`match_instances` (so ``recall`` is the share of its objects
+    found again in ``labels_b``), and F1 and the matched IoUs are symmetric.
+
+    Returns
+    -------
+    dict
+        :func:`match_instances` (``tp``, ``fp``, ``fn``, ``precision``,
+        ``recall``, ``f1``, ``mean_iou``) plus ``n_a``, ``n_b`` (objects),
+        ``median_iou`` of the matched pairs and ``iou_threshold``.
+    """
+    a = np.asarray(labels_a)
+    b = np.asarray(labels_b)
+    score = match_instances(b, a, iou=iou)
+    pred_ids, truth_ids, pair_iou = iou_pairs(b, a)
+    matched = pair_iou[pair_iou >= iou] if iou >= 0.5 else np.zeros(0)
+    return {
+        **score,
+        "n_a": int(np.unique(a[a > 0]).size),
+        "n_b": int(np.unique(b[b > 0]).size),
+        "median_iou": float(np.median(matched)) if matched.size else float("nan"),
+        "iou_threshold": iou,
     }

@@ -17,15 +17,18 @@ import logging
 import numpy as np
 import pandas as pd
 
-from sepher.imaging.field import measure_field
+from sepher.imaging.field import HER2_ITSELF, MEMBRANE_MARKER, measure_field
 from sepher.imaging.qc import CELL_FLAGS, flag_focus_outliers
 from sepher.imaging.summary import aggregate_images, aggregate_replicates, compare_conditions
 from sepher.io.tables import append_table, iter_tables
+from sepher.stats import adjust_pvalues
 
 __all__ = [
     "COMPARED",
+    "FAMILIES",
     "KEYS",
     "VALUES",
+    "comparison_family",
     "comparisons_table",
     "image_qc_table",
     "measure_batch",
@@ -44,9 +47,14 @@ VALUES = (
     "nuclear_fraction",
 )
 #: Readouts compared between conditions.
-COMPARED = ("her2_net_membrane", "nuclear_fraction")
+COMPARED = ("her2_net_membrane", "nuclear_fraction", "membrane_completeness")
+#: Comparison families (multiplicity is controlled within each): fig2 = both
+#: conditions in ``imaging.localisation_conditions``; fig3 = the others.
+FAMILIES = ("fig2", "fig3")
 #: Identifier columns of a cell (with ``cell_id``) and of an image.
 KEYS = ["cell_line", "condition", "replicate", "image_id"]
+#: segmentation_channel values of QC records written before they were spelled out.
+_OLD_CHANNEL_NAMES = {"membrane": MEMBRANE_MARKER, "her2": HER2_ITSELF}
 #: :func:`compare_conditions` names (a = reference, b = test) -> table columns.
 _RENAME = {"n_a": "n_reference", "n_b": "n_test", "mean_a": "mean_reference", "mean_b": "mean_test"}
 
@@ -124,14 +132,19 @@ def image_qc_table(records, focus_outlier_k: float) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``KEYS``, ``n_nuclei``, ``focus_score``, ``saturated_fraction_<channel>``,
-        ``image_flags`` (sorted, ``;``-separated; "" for a good field),
-        ``image_excluded``; sorted by cell line, condition, image id.
+        ``KEYS``, ``n_nuclei``, ``segmentation_channel`` ("membrane marker" or
+        "HER2"), ``membrane_marker`` (bool), ``focus_score``,
+        ``saturated_fraction_<channel>``, ``image_flags`` (sorted,
+        ``;``-separated; "" for a good field), ``image_excluded``; sorted by
+        cell line, condition, image id.
     """
     rows = []
     for qc in records:
         row = {key: qc[key] for key in KEYS}
         row["n_nuclei"] = qc["n_nuclei"]
+        channel = qc.get("segmentation_channel", HER2_ITSELF)
+        row["segmentation_channel"] = _OLD_CHANNEL_NAMES.get(channel, channel)
+        row["membrane_marker"] = row["segmentation_channel"] != HER2_ITSELF
         row["focus_score"] = qc["focus_score"]["nuclear"]
         for channel, fraction in sorted(qc["saturated_fraction"].items()):
             row[f"saturated_fraction_{channel}"] = fraction
@@ -149,19 +162,55 @@ def image_qc_table(records, focus_outlier_k: float) -> pd.DataFrame:
     return table.sort_values(KEYS[:2] + ["image_id"]).reset_index(drop=True)
 
 
-def comparisons_table(replicates, comparisons, conf_level: float) -> pd.DataFrame:
-    """Replicate-level Welch comparisons (:data:`COMPARED` readouts) within each cell line.
+def comparison_family(pair, localisation_conditions=()) -> str:
+    """Family of one comparison: its ``family`` key, else ``"fig2"`` when
+    both conditions are localisation conditions, else ``"fig3"``."""
+    if pair.get("family"):
+        return str(pair["family"])
+    both = {pair["test"], pair["reference"]} <= set(localisation_conditions or ())
+    return FAMILIES[0] if both else FAMILIES[1]
+
+
+def comparisons_table(
+    replicates,
+    comparisons,
+    conf_level: float,
+    *,
+    multiplicity: str = "holm",
+    localisation_conditions=(),
+    compared=COMPARED,
+) -> pd.DataFrame:
+    """Replicate-level Welch comparisons within each cell line, adjusted per family.
 
     Parameters
     ----------
     replicates : DataFrame
         One row per biological replicate (``cell_line``, ``condition``, values).
     comparisons : list of mapping
-        ``{"test": ..., "reference": ...}`` pairs (``imaging.comparisons``);
-        a pair with a condition absent from a line is skipped (logged).
+        ``{"test": ..., "reference": ..., "family": ...}`` (``family``
+        optional; ``imaging.comparisons``); a pair with a condition absent
+        from a line is skipped (logged).
     conf_level : float
+    multiplicity : {"holm", "bh", "none"}, default "holm"
+        Adjustment within each family (``stats.multiplicity``,
+        :func:`sepher.stats.adjust_pvalues`).
+    localisation_conditions : sequence of str
+        ``imaging.localisation_conditions`` (see :func:`comparison_family`).
+    compared : sequence of str, default :data:`COMPARED`
+        Readouts compared (those absent from ``replicates`` are skipped).
+
+    Returns
+    -------
+    DataFrame
+        One row per line, comparison and readout: ``cell_line``, ``value``,
+        ``test``, ``reference``, ``family``, ``conf_level``, the
+        :func:`~sepher.imaging.summary.compare_conditions` results, then
+        ``p_adjusted`` (every line, comparison and readout of a family
+        adjusted together), ``multiplicity`` (the method) and
+        ``family_size`` (tests with a p-value in the family).
     """
     rows = []
+    compared = [value for value in compared if value in replicates.columns]
     for line, per_line in replicates.groupby("cell_line", sort=True):
         present = set(per_line["condition"])
         for pair in comparisons:
@@ -169,7 +218,7 @@ def comparisons_table(replicates, comparisons, conf_level: float) -> pd.DataFram
             if not {test, reference} <= present:
                 logging.info("%s: %s vs %s skipped (condition absent)", line, test, reference)
                 continue
-            for value in COMPARED:
+            for value in compared:
                 try:
                     result = compare_conditions(
                         per_line, reference, test, value=value, confidence=conf_level
@@ -184,11 +233,46 @@ def comparisons_table(replicates, comparisons, conf_level: float) -> pd.DataFram
                         "value": value,
                         "test": test,
                         "reference": reference,
+                        "family": comparison_family(pair, localisation_conditions),
                         "conf_level": conf_level,
                         **{_RENAME.get(k, k): v for k, v in result.items()},
                     }
                 )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_adjusted"] = np.nan
+    table["family_size"] = 0
+    for _, index in table.groupby("family", sort=True).groups.items():
+        p = table.loc[index, "p"].to_numpy(float)
+        table.loc[index, "p_adjusted"] = adjust_pvalues(p, multiplicity)
+        table.loc[index, "family_size"] = int(np.isfinite(p).sum())
+    table["multiplicity"] = multiplicity
+    return table
+
+
+def _marker_counts(per_image, levels, image_qc):
+    """Each summarised image's ``segmentation_channel``; images segmented on
+    HER2 itself counted per replicate and condition (nothing added when the
+    QC table has no ``segmentation_channel``)."""
+    if "segmentation_channel" not in image_qc:
+        return per_image, levels
+    channel = image_qc.set_index("image_id")["segmentation_channel"]
+    per_image = per_image.assign(segmentation_channel=per_image["image_id"].map(channel))
+    without = per_image["segmentation_channel"] == HER2_ITSELF
+    keys = ["cell_line", "condition"]
+    replicate = levels["replicate"].copy()
+    condition = levels["condition"].copy()
+    by_rep = without.groupby([per_image[k] for k in keys + ["replicate"]]).sum()
+    by_cond = without.groupby([per_image[k] for k in keys]).sum()
+    rep_index = pd.MultiIndex.from_frame(replicate[keys + ["replicate"]])
+    cond_index = pd.MultiIndex.from_frame(condition[keys])
+    replicate["n_images_without_membrane_marker"] = by_rep.reindex(rep_index).to_numpy(int)
+    condition["n_images_without_membrane_marker"] = by_cond.reindex(cond_index).to_numpy(int)
+    condition["fraction_images_without_membrane_marker"] = (
+        condition["n_images_without_membrane_marker"] / condition["n_images"]
+    )
+    return per_image, {**levels, "replicate": replicate, "condition": condition}
 
 
 def read_cell_batch(path) -> pd.DataFrame:
@@ -221,7 +305,15 @@ def summarise_cells(cell_paths, image_qc, cells_out, *, conf_level: float):
     Returns
     -------
     summary : DataFrame
-        Condition rows (``level`` = "condition") then image rows, counts as integers.
+        Condition rows (``level`` = "condition") then image rows, counts as
+        integers: cells kept, excluded and per exclusion flag
+        (``n_cells_border``, ``n_cells_saturated``,
+        ``n_cells_implausible_size``; condition rows also ``fraction_<flag>``
+        of all detected cells of the summarised images), and the membrane
+        marker: ``segmentation_channel`` per image, and per condition
+        ``n_images``, ``n_images_without_membrane_marker`` and
+        ``fraction_images_without_membrane_marker`` (of the summarised,
+        i.e. not excluded, images).
     replicates : DataFrame
         One row per biological replicate.
     """
@@ -241,14 +333,15 @@ def summarise_cells(cell_paths, image_qc, cells_out, *, conf_level: float):
                 )
     per_image = pd.concat(per_image, ignore_index=True)
     levels = aggregate_replicates(per_image, values=VALUES, confidence=conf_level)
+    per_image, levels = _marker_counts(per_image, levels, image_qc)
     per_image = per_image.assign(level="image")
     per_condition = levels["condition"].assign(level="condition")
     summary = pd.concat([per_condition, per_image], ignore_index=True)
     first = ["level", "cell_line", "condition", "replicate", "image_id"]
     summary = summary[first + [c for c in summary.columns if c not in first]]
     summary = summary.sort_values(first, na_position="first")
-    for column in ("n_replicates", "n_images", "n_cells", "n_cells_excluded"):
-        if column in summary:
+    for column in summary.columns:
+        if column.startswith("n_"):
             summary[column] = summary[column].astype("Int64")
     replicates = levels["replicate"].sort_values(["cell_line", "condition", "replicate"])
     n_out = int(image_qc["image_excluded"].sum())

@@ -57,11 +57,15 @@ def aggregate(
     Returns
     -------
     dict of str to DataFrame
-        ``"image"``: median of cells per image, with ``n_cells`` and
-        ``n_cells_excluded``; ``"replicate"``: mean of image medians, with
-        ``n_images``; ``"condition"``: per value ``{v}_mean``, ``{v}_sd``,
-        ``{v}_ci_low``, ``{v}_ci_high`` over replicates, and
-        ``n_replicates`` (CI NaN with fewer than two replicates).
+        ``"image"``: median of cells per image, with ``n_cells`` (kept),
+        ``n_cells_excluded`` and ``n_cells_<flag>`` per exclusion flag (a
+        cell may carry several flags); ``"replicate"``: mean of image
+        medians, with ``n_images`` and the cell counts summed;
+        ``"condition"``: per value ``{v}_mean``, ``{v}_sd``, ``{v}_ci_low``,
+        ``{v}_ci_high`` over replicates, ``n_replicates`` (CI NaN with fewer
+        than two replicates), ``n_images`` and the cell counts summed, and
+        ``fraction_<flag>`` = ``n_cells_<flag>`` over all detected cells
+        (kept + excluded).
     """
     per_image = aggregate_images(
         cells_df,
@@ -111,6 +115,9 @@ def aggregate_images(
     per_image = per_image.reindex(n_excl.index)
     per_image["n_cells"] = per_image["n_cells"].fillna(0).astype(int)
     per_image["n_cells_excluded"] = n_excl.astype(int)
+    for flag in flags:
+        hits = cells_df[flag].astype(bool).groupby([cells_df[k] for k in keys]).sum()
+        per_image[f"n_cells_{flag}"] = hits.reindex(per_image.index).fillna(0).astype(int)
     return per_image.reset_index()
 
 
@@ -126,13 +133,26 @@ def aggregate_replicates(
     cond = list(condition_cols)
     values = [v for v in values if v in per_image.columns]
     rep_keys = cond + [replicate_col]
+    counts = [c for c in per_image.columns if c.startswith("n_cells")]
     per_rep = per_image.groupby(rep_keys, sort=True)[values].mean()
     per_rep["n_images"] = per_image.groupby(rep_keys).size()
-    per_rep["n_cells"] = per_image.groupby(rep_keys)["n_cells"].sum()
+    for column in counts:
+        per_rep[column] = per_image.groupby(rep_keys)[column].sum()
     per_rep = per_rep.reset_index()
 
     grouped = per_rep.groupby(cond, sort=True)
     per_cond = pd.DataFrame({"n_replicates": grouped.size()})
+    per_cond["n_images"] = grouped["n_images"].sum()
+    for column in counts:
+        per_cond[column] = grouped[column].sum()
+    if {"n_cells", "n_cells_excluded"} <= set(counts):
+        detected = per_cond["n_cells"] + per_cond["n_cells_excluded"]
+        for column in counts:
+            if column not in ("n_cells", "n_cells_excluded"):
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    per_cond["fraction_" + column[len("n_cells_") :]] = per_cond[
+                        column
+                    ] / detected.where(detected > 0)
     for v in values:
         g = grouped[v]
         mean, sd, n = g.mean(), g.std(ddof=1), g.count()

@@ -141,7 +141,7 @@ def _open_tiff(file):
 
 def _check_if_image(sheet_file, index, row):
     """Truncation (from the header), then every pixel, of one IF image: one open of the file."""
-    from sepher.imaging.io import read_image  # imports the imaging stage: only when checking
+    from sepher.imaging.io import read_stack  # imports the imaging stage: only when checking
 
     file = row["file"]
     with _quiet_tifffile() as messages:
@@ -155,7 +155,10 @@ def _check_if_image(sheet_file, index, row):
                 if cut is not None:
                     _fail_truncated(sheet_file, index, row, cut)
             try:
-                image, _ = read_image(file, pixel_size_um=float(row["pixel_size_um"]), tif=tif)
+                stack, _, _ = read_stack(
+                    file, pixel_size_um=float(row["pixel_size_um"]), require_z_step=False, tif=tif
+                )
+                image = stack.max(axis=1)  # a z-stack is checked on its projection
             except InputError as error:
                 _reader_failed(sheet_file, index, row, error)
         finally:

@@ -20,6 +20,7 @@ PACKAGES = (
     "tifffile",
     "tableone",
     "statsmodels",
+    "nd2",
 )
 
 
