@@ -1,10 +1,13 @@
-# Dose-response stage: plates -> viability and plate QC -> curve fits (drc
-# conventions) -> ED50 ratios between conditions -> figs 1 and S2.
+# Dose-response stage: plates -> viability and plate QC (failing plates
+# excluded) -> curve fits (drc conventions), pooled and per biological
+# replicate -> ED50 ratios between conditions at replicate level, p adjusted
+# within each figure's family -> figs 1, S2 and S10.
 
 FIGURES.update(
     {
         "fig1_dose_response": "plates",
         "figS2_dose_response_qc": "plates",
+        "figS10_dose_response_metrics": "plates",
     }
 )
 # (its tables are registered at the end, from the rules' outputs)
@@ -43,7 +46,8 @@ rule doseresponse_split:
 
 
 rule doseresponse_normalise:
-    """Viability per well (blank and vehicle of its plate); Z' and control CVs per plate."""
+    """Viability per well (blank and vehicle of its plate); Z', vehicle CV and signal
+    window per plate; failing plates excluded (qc_action) or flagged."""
     input:
         plates=dr_shard_file(DR_SHARD_FILES["plates"]),
         rows=dr_shard_file(DR_SHARD_FILES["rows"]),
@@ -63,6 +67,9 @@ rule doseresponse_normalise:
     params:
         min_z_prime=DOSERESPONSE["min_z_prime"],
         max_cv_percent=DOSERESPONSE["max_cv_percent"],
+        min_signal_window=DOSERESPONSE["min_signal_window"],
+        qc_action=DOSERESPONSE["qc_action"],
+        plates_file=config.get("plates") or "",
     script:
         "../scripts/doseresponse_normalise.py"
 
@@ -100,8 +107,11 @@ rule doseresponse_fit:
 
 
 rule doseresponse_compare:
-    """ED50 ratios between conditions per line (joint fit, delta method); shared-ED50 F test."""
+    """ED50 ratios between conditions per line at replicate level (paired / Welch t or a
+    mixed model on log ED); drc's well-level EDcomp and shared-ED50 F test as technical_*.
+    """
     input:
+        by_replicate=rules.doseresponse_fit.output.by_replicate,
         residuals=rules.doseresponse_fit.output.residuals,
         lib=library_of("doseresponse_compare.py"),
     output:
@@ -120,12 +130,16 @@ rule doseresponse_compare:
         drug=DOSERESPONSE["drug"],
         model=DOSERESPONSE["model"],
         conf_level=DOSERESPONSE["conf_level"],
+        inference=DOSERESPONSE["inference"],
+        multiplicity=config["stats"]["multiplicity"],
+        figure_conditions=DOSERESPONSE["figure_conditions"],
     script:
         "../scripts/doseresponse_compare.py"
 
 
 rule doseresponse_join:
-    """The shards' tables joined, shard after shard (cell-line order)."""
+    """The shards' tables joined, shard after shard (cell-line order); comparisons'
+    p adjusted within each family across every line."""
     input:
         **{key: dr_shard_files(name) for key, name in DR_TABLES.items()},
         lib=library_of("doseresponse_join.py"),
@@ -140,6 +154,8 @@ rule doseresponse_join:
     resources:
         mem_mb=1000,
         runtime=30,
+    params:
+        multiplicity=config["stats"]["multiplicity"],
     script:
         "../scripts/doseresponse_join.py"
 
@@ -151,6 +167,8 @@ rule fig1_dose_response:
         fits=rules.doseresponse_join.output.fits,
         curves=rules.doseresponse_join.output.curves,
         comparisons=rules.doseresponse_join.output.comparisons,
+        by_replicate=rules.doseresponse_join.output.by_replicate,
+        qc=rules.doseresponse_join.output.qc,
         style=HOUSE_STYLE,
         lib=library_of("fig_dose_response.py"),
     output:
@@ -169,6 +187,8 @@ rule fig1_dose_response:
         conditions=DOSERESPONSE["figure_conditions"],
         conf_level=DOSERESPONSE["conf_level"],
         simulated=config["simulated"],
+        multiplicity=config["stats"]["multiplicity"],
+        inference=DOSERESPONSE["inference"],
     script:
         "../scripts/fig_dose_response.py"
 
@@ -199,8 +219,40 @@ rule figS2_dose_response_qc:
         min_z_prime=DOSERESPONSE["min_z_prime"],
         n_heatmaps=DOSERESPONSE["qc_heatmap_plates"],
         simulated=config["simulated"],
+        qc_action=DOSERESPONSE["qc_action"],
     script:
         "../scripts/fig_dose_response_qc.py"
+
+
+rule figS10_dose_response_metrics:
+    """Per-curve metrics beyond the relative IC50: absolute IC50 where reached, AUC on
+    log dose, GR50 / GRmax with time-zero plates; replicate-level ratios."""
+    input:
+        fits=rules.doseresponse_join.output.fits,
+        by_replicate=rules.doseresponse_join.output.by_replicate,
+        qc=rules.doseresponse_join.output.qc,
+        comparisons=rules.doseresponse_join.output.comparisons,
+        style=HOUSE_STYLE,
+        lib=library_of("fig_dose_response_metrics.py"),
+    output:
+        **figure_outputs(
+            "figS10_dose_response_metrics", "In vitro (dose-response)", "Fig. S10"
+        ),
+    log:
+        figure_log("figS10_dose_response_metrics"),
+    benchmark:
+        figure_benchmark("figS10_dose_response_metrics")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        drug=DOSERESPONSE["drug"],
+        conf_level=DOSERESPONSE["conf_level"],
+        simulated=config["simulated"],
+    script:
+        "../scripts/fig_dose_response_metrics.py"
 
 
 TABLES["plates"] = [

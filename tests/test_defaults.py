@@ -269,6 +269,16 @@ KEYWORDS = {
     ),
     ("sepher.doseresponse.qc", "plate_qc", "min_z_prime"): "doseresponse.min_z_prime",
     ("sepher.doseresponse.qc", "plate_qc", "max_cv_percent"): "doseresponse.max_cv_percent",
+    ("sepher.doseresponse.qc", "plate_qc", "min_signal_window"): "doseresponse.min_signal_window",
+    ("sepher.doseresponse.stage", "normalise_plates", "min_signal_window"): (
+        "doseresponse.min_signal_window"
+    ),
+    ("sepher.doseresponse.stage", "normalise_plates", "qc_action"): "doseresponse.qc_action",
+    ("sepher.doseresponse.stage", "compare_conditions", "inference"): "doseresponse.inference",
+    ("sepher.doseresponse.stage", "compare_conditions", "multiplicity"): "stats.multiplicity",
+    ("sepher.doseresponse.stage", "compare_conditions", "figure_conditions"): (
+        "doseresponse.figure_conditions"
+    ),
     ("sepher.doseresponse.stage", "fit_curves", "model"): "doseresponse.model",
     ("sepher.doseresponse.stage", "fit_curves", "candidate_models"): (
         "doseresponse.candidate_models"
@@ -426,8 +436,8 @@ NOT_CONFIG = {
         "band_points",
         "method",
     },
-    ("sepher.doseresponse.stage", "compare_conditions"): {"level", "fixed"},
-    ("sepher.doseresponse.stage", "normalise_plates"): set(),
+    ("sepher.doseresponse.stage", "compare_conditions"): {"level", "fixed", "by_replicate"},
+    ("sepher.doseresponse.stage", "normalise_plates"): {"source"},
     ("sepher.figures.doseresponse_plots", "plot_dose_response"): set(),
     ("sepher.figures.doseresponse_plots", "plot_dose_response_qc"): set(),
     ("sepher.io.cohort", "read_cohort"): set(),

@@ -368,3 +368,118 @@ def test_fit_curves_rows_do_not_depend_on_other_curves(screen):
     full, _, _ = fit_curves(screen)
     full = full[full["cell_line"].isin(part["cell_line"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(part, full, check_exact=True)
+
+
+# ------------------------------------------------------------- plate QC that acts
+def _qc_plate(plate, condition="T-R", replicate="1", *, vehicle_sd=3.0, kill=None, e=0.3,
+              line="SKBR3"):  # fmt: skip
+    """One plate: 6 vehicle (mean 100), 4 blank (mean 5), optional kill wells, and an LL.4
+    curve in duplicate over DOSES[1:]; deterministic +-sd patterns."""
+    pattern = np.array([-1.5, -0.5, 0.5, 1.5, -1.0, 1.0])
+    pattern = pattern / pattern.std(ddof=1)
+    rows = [("vehicle", 0.0, 100.0 + vehicle_sd * z) for z in pattern]
+    four = np.array([-1.5, -0.5, 0.5, 1.5]) / np.std([-1.5, -0.5, 0.5, 1.5], ddof=1)
+    rows += [("blank", 0.0, 5.0 + 1.0 * z) for z in four]
+    rows += [("kill", 0.0, s) for s in (kill or [])]
+    curve = model_response("LL.4", DOSES[1:], [1.5, 0.05, 1.0, e])
+    rows += [("treated", d, 5.0 + 95.0 * v + k) for d, v in zip(DOSES[1:], curve, strict=True)
+             for k in (-1.0, 1.0)]  # fmt: skip
+    table = pd.DataFrame(rows, columns=["role", "concentration", "signal"])
+    table["well"] = [f"{chr(65 + i // 24)}{i % 24 + 1:02d}" for i in range(len(table))]
+    return table.assign(
+        plate_id=plate, cell_line=line, condition=condition, replicate=replicate,
+        drug=np.where(table["role"] == "treated", "T-DM1", "none"), time_h=72.0,
+        concentration_unit=np.where(table["role"] == "treated", "ug/mL", "none"),
+    )  # fmt: skip
+
+
+def test_z_prime_reference_is_kill_control_when_a_plate_has_two():
+    from sepher.doseresponse.qc import signal_window
+
+    kill = [20.0, 24.0, 22.0]  # mean 22, sd 2
+    plates = pd.concat(
+        [_qc_plate("K", kill=kill), _qc_plate("B"), _qc_plate("K1", kill=[20.0])],
+        ignore_index=True,
+    )
+    qc = plate_qc(plates).set_index("plate_id")
+    # vehicle mean 100, sd 3; kill mean 22, sd 2: Z' = 1 - 3 (3 + 2) / 78
+    assert qc.loc["K", "z_prime_reference"] == "kill"
+    assert qc.loc["K", "z_prime"] == pytest.approx(1 - 15 / 78)
+    assert qc.loc["K", "n_kill"] == 3 and qc.loc["K", "kill_mean"] == pytest.approx(22.0)
+    # SW = (|100 - 22| - 3 (3 + 2)) / 3 = 21 (Iversen et al. 2006)
+    assert qc.loc["K", "signal_window"] == pytest.approx(21.0)
+    assert signal_window([97.0, 100.0, 103.0], kill) == pytest.approx(21.0)
+    # blank reference (mean 5, sd 1): Z' = 1 - 3 (3 + 1) / 95, SW = (95 - 12) / 3
+    for plate in ("B", "K1"):  # one kill well is not enough: blank
+        assert qc.loc[plate, "z_prime_reference"] == "blank"
+        assert qc.loc[plate, "z_prime"] == pytest.approx(1 - 12 / 95)
+        assert qc.loc[plate, "signal_window"] == pytest.approx(83 / 3)
+    assert (qc["flags"] == "").all()
+
+
+def test_qc_criteria_vehicle_cv_and_signal_window_not_blank_cv():
+    good = _qc_plate("G")
+    noisy_blank = good.assign(plate_id="NB")
+    blank = noisy_blank["role"] == "blank"
+    noisy_blank.loc[blank, "signal"] = [2.0, 8.0, 3.0, 7.0]  # CV ~ 60 %, sd ~ 2.9
+    cv = _qc_plate("CV", vehicle_sd=21.0)  # vehicle CV 21 %
+    low_sw = _qc_plate("SW", vehicle_sd=9.0)  # Z' 1 - 30/95 = 0.68 but SW (95 - 30)/9 = 7.2
+    kill_close = _qc_plate("KC", kill=[60.0, 64.0])  # SW (38 - 3 (3 + 2.83)) / 3 = 6.8
+    qc = plate_qc(pd.concat([good, noisy_blank, cv, low_sw, kill_close]),
+                  min_signal_window=7.0).set_index("plate_id")  # fmt: skip
+    assert qc.loc["NB", "blank_cv_percent"] > 50 and qc.loc["NB", "flags"] == ""
+    assert "vehicle CV 21.0% > 20%" in qc.loc["CV", "flags"]
+    assert qc.loc["SW", "flags"] == ""  # 7.22 >= 7
+    assert qc.loc["KC", "z_prime"] > 0.5 and qc.loc["KC", "flags"].startswith("signal window")
+
+
+def test_failing_plates_are_excluded_from_every_fit_or_only_flagged():
+    from sepher.doseresponse.stage import fit_curves, normalise_plates
+
+    plates = pd.concat(
+        [
+            _qc_plate("P1", replicate="1"),
+            _qc_plate("P2", replicate="2", vehicle_sd=40.0),  # Z' < 0, vehicle CV 40 %
+            _qc_plate("P3", replicate="3"),
+            _qc_plate("Q1", condition="TP-R", vehicle_sd=40.0),  # the curve's only plate
+        ],
+        ignore_index=True,
+    )
+    viability, qc = normalise_plates(plates)
+    qc = qc.set_index("plate_id")
+    assert qc["qc_action"].to_dict() == {"P1": "", "P2": "excluded", "P3": "", "Q1": "excluded"}
+    assert not qc.loc["P2", "qc_pass"] and "Z'" in qc.loc["P2", "flags"]
+    assert len(viability) == len(plates)  # every well kept, marked
+    assert set(viability.loc[viability["plate_excluded"], "plate_id"]) == {"P2", "Q1"}
+    fits, residuals, _ = fit_curves(viability, candidate_models=["LL.4"])
+    by_replicate, _, _ = fit_curves(viability, candidate_models=["LL.4"], by_replicate=True)
+    assert set(residuals["plate_id"]) == {"P1", "P3"}
+    assert fits["condition"].tolist() == ["T-R"]  # TP-R: no plate left, curve absent
+    assert by_replicate["replicate"].tolist() == ["1", "3"]
+    assert fits.loc[0, "e"] == pytest.approx(0.3, rel=0.05)
+    # flag: reported, nothing left out
+    viability, qc = normalise_plates(plates, qc_action="flag")
+    assert set(qc.loc[qc["qc_action"] == "flagged", "plate_id"]) == {"P2", "Q1"}
+    assert not viability["plate_excluded"].any()
+    fits, residuals, _ = fit_curves(viability, candidate_models=["LL.4"])
+    assert set(residuals["plate_id"]) == {"P1", "P2", "P3", "Q1"} and len(fits) == 2
+
+
+def test_no_curve_left_stops_naming_the_plates_and_time_zero_is_not_judged():
+    from sepher.doseresponse.stage import normalise_plates
+    from sepher.errors import InputError
+
+    time0 = pd.DataFrame(
+        {"plate_id": "T0", "well": ["A01", "A02"], "role": "time0", "concentration": 0.0,
+         "signal": [40.0, 90.0], "cell_line": "SKBR3", "condition": "T-R", "replicate": "1",
+         "drug": "none", "concentration_unit": "none", "time_h": 0.0}
+    )  # fmt: skip
+    bad = pd.concat([_qc_plate("P2", vehicle_sd=40.0), _qc_plate("P5", vehicle_sd=30.0), time0])
+    with pytest.raises(InputError) as err:
+        normalise_plates(bad, source="my_plates.csv")
+    message = str(err.value)
+    assert "my_plates.csv" in message and "P2, P5" in message and "qc_action: flag" in message
+    viability, qc = normalise_plates(pd.concat([_qc_plate("P1"), time0]))
+    row = qc.set_index("plate_id").loc["T0"]
+    assert row["qc_pass"] and row["qc_action"] == "" and row["flags"].startswith("time-zero")
+    assert not viability["plate_excluded"].any()

@@ -20,7 +20,7 @@ def normalise_plate(plates: pd.DataFrame, by=("plate_id",)) -> pd.DataFrame:
     ----------
     plates : pandas.DataFrame
         ``plates`` table: ``plate_id, well, cell_line, condition, drug,
-        concentration, concentration_unit, role`` (treated / vehicle / blank /
+        concentration, concentration_unit, role`` (treated / vehicle / blank / kill /
         time0), ``replicate, signal``.
     by : sequence of str
         Columns defining one normalisation unit (default: the plate).
@@ -29,7 +29,7 @@ def normalise_plate(plates: pd.DataFrame, by=("plate_id",)) -> pd.DataFrame:
     -------
     pandas.DataFrame
         A copy with ``blank_mean``, ``vehicle_mean`` and ``viability``
-        (fraction of vehicle; NaN for blank and time0 wells, and for plates
+        (fraction of vehicle; NaN for blank, kill and time0 wells, and for plates
         without vehicle wells or with vehicle mean <= blank mean).
     """
     out = plates.copy()

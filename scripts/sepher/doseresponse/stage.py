@@ -2,7 +2,9 @@
 
 The workflow's entry points call these functions on whole tables:
 
-- :func:`normalise_plates`: viability per well and plate QC (Z', control CVs);
+- :func:`normalise_plates`: viability per well and plate QC (Z' against the
+  kill control or blank, vehicle CV, signal window); plates that fail are
+  excluded from every fit (``qc_action="exclude"``) or only flagged;
 - :func:`fit_curves`: one fit per curve (cell line x condition x drug,
   biological replicates pooled, or per replicate): parameters in drc's
   b/c/d/e convention with SE and CI, relative and absolute IC50 with CI or a
@@ -10,9 +12,11 @@ The workflow's entry points call these functions on whole tables:
   area, AIC of candidate models, lack-of-fit test, GR metrics when time-zero
   wells exist; with the per-well residuals and the fitted curve with its
   confidence band on a dose grid (for the figures);
-- :func:`compare_conditions`: ED50 ratios between conditions of one line
-  from a joint fit (drc ``EDcomp``, delta method) and the extra-sum-of-
-  squares F test of a shared ED50.
+- :func:`compare_conditions`: ED50 ratios between conditions of one line at
+  the level of biological replicates (:mod:`.replicate`: paired or Welch t,
+  or a linear mixed model, on log ED of the per-replicate fits), with drc's
+  well-level ``EDcomp`` (joint fit, delta method) and the extra-sum-of-
+  squares F test of a shared ED50 as secondary ``technical_*`` columns.
 
 Speed: :func:`fit_curves` fits all curves at once
 (:func:`sepher.doseresponse.manyfit.fit_many`, a vectorised least-squares
@@ -45,9 +49,17 @@ from .manyfit import ManyFits, dose_range, fit_many, lack_of_fit_many, model_jac
 from .models import get_model
 from .normalise import normalise_plate
 from .qc import plate_qc
+from .replicate import (
+    INFERENCE,
+    TESTS,
+    adjust_comparisons,
+    comparison_family,
+    replicate_comparisons,
+)
 
 __all__ = [
     "CURVE_KEYS",
+    "COMPARISON_COLUMNS",
     "compare_conditions",
     "fit_curves",
     "normalise_plates",
@@ -67,39 +79,78 @@ CHUNK = 4096
 AIC_TIE = 1e-6
 
 
+def _as_bool(values) -> np.ndarray:
+    """A boolean column, also when read back from CSV as text (``True`` / ``False``)."""
+    series = pd.Series(values)
+    if series.dtype == bool:
+        return series.to_numpy()
+    return series.astype(str).str.strip().str.lower().isin(["true", "1"]).to_numpy()
+
+
 def _t(conf_level: float, df: float) -> float:
     return float(stats.t.ppf(0.5 + conf_level / 2, df)) if df > 0 else np.nan
 
 
 def normalise_plates(
-    plates: pd.DataFrame, min_z_prime: float = 0.5, max_cv_percent: float = 20.0
+    plates: pd.DataFrame,
+    min_z_prime: float = 0.5,
+    max_cv_percent: float = 20.0,
+    min_signal_window: float = 2.0,
+    qc_action: str = "exclude",
+    source: str = "plates",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Viability per well and QC per plate.
+    """Viability per well and QC per plate (:mod:`sepher.doseresponse.qc`).
 
     Parameters
     ----------
     plates : pandas.DataFrame
         Validated plates table (:func:`sepher.io.plates.read_plates`).
     min_z_prime : float
-        Plates with a Z'-factor below this are flagged (Zhang et al. 1999: 0.5).
+        Plates with a Z'-factor below this fail QC (Zhang et al. 1999: 0.5).
     max_cv_percent : float
-        Plates with a vehicle or blank CV above this (percent) are flagged.
+        Plates with a vehicle CV above this (percent) fail QC.
+    min_signal_window : float
+        Plates with a signal window below this fail QC (Iversen et al. 2006: 2).
+    qc_action : {"exclude", "flag"}
+        What happens to a failing plate: ``exclude`` marks its wells
+        ``plate_excluded`` (left out of every fit, GR metric and comparison
+        by :func:`fit_curves`); ``flag`` only reports it. Time-zero plates
+        (no vehicle wells) are not judged.
+    source : str
+        The plates file, named in the error below.
 
     Returns
     -------
     viability : pandas.DataFrame
-        One row per well, sorted by plate and well: the input columns plus
-        ``blank_mean``, ``vehicle_mean`` (RLU, the well's plate) and
-        ``viability`` (fraction of vehicle, blank subtracted; NaN for blank
-        and time0 wells).
+        One row per well (every well, excluded plates included), sorted by
+        plate and well: the input columns plus ``blank_mean``,
+        ``vehicle_mean`` (RLU, the well's plate), ``viability`` (fraction of
+        vehicle, blank subtracted; NaN for blank, kill and time0 wells) and
+        ``plate_excluded`` (bool).
     qc : pandas.DataFrame
         One row per plate: ``plate_id, cell_line, condition, replicate,
-        time_h, n_wells, n_vehicle, n_blank``, control means / SDs (RLU),
-        ``vehicle_cv_percent, blank_cv_percent, z_prime, qc_pass, flags``.
+        time_h, n_wells``, then :func:`~sepher.doseresponse.qc.plate_qc`'s
+        columns (``n_vehicle, n_blank, n_kill``, control means / SDs in RLU,
+        ``vehicle_cv_percent, blank_cv_percent, z_prime, z_prime_reference,
+        signal_window, flags``) and ``qc_pass`` (bool), ``qc_action``
+        (``excluded``, ``flagged`` or empty).
+
+    Raises
+    ------
+    InputError
+        When ``qc_action="exclude"`` leaves no treated well to fit (every
+        plate with treated wells failed QC): names the plates.
     """
+    if qc_action not in ("exclude", "flag"):
+        raise ValueError(f"qc_action {qc_action!r}: expected 'exclude' or 'flag'")
     viability = normalise_plate(plates)
     viability = viability.sort_values(["plate_id", "well"], kind="stable").reset_index(drop=True)
-    qc = plate_qc(plates, min_z_prime=min_z_prime, max_cv_percent=max_cv_percent)
+    qc = plate_qc(
+        plates,
+        min_z_prime=min_z_prime,
+        max_cv_percent=max_cv_percent,
+        min_signal_window=min_signal_window,
+    )
     info = plates.groupby("plate_id", sort=True).agg(
         cell_line=("cell_line", lambda s: "/".join(sorted(set(s)))),
         condition=(
@@ -113,10 +164,35 @@ def normalise_plates(
     qc = info.reset_index().merge(qc, on="plate_id", how="left")
     has_controls = (qc["n_vehicle"] > 0) & (qc["n_blank"] > 0)
     qc["qc_pass"] = (qc["flags"] == "") & has_controls
-    # time-zero plates have no vehicle wells by design: no Z', not a failure
+    # time-zero plates have no vehicle wells by design: no Z', not judged
     time0_only = qc["n_vehicle"] == 0
     qc.loc[time0_only, "flags"] = "time-zero plate (no vehicle wells): Z' not applicable"
     qc.loc[time0_only, "qc_pass"] = True
+    failed = ~qc["qc_pass"].astype(bool)
+    qc["qc_action"] = np.where(failed, "excluded" if qc_action == "exclude" else "flagged", "")
+    excluded = set(qc.loc[qc["qc_action"] == "excluded", "plate_id"])
+    viability["plate_excluded"] = viability["plate_id"].isin(excluded).to_numpy()
+    treated = viability["role"].astype(str) == "treated"
+    if excluded and treated.any() and not (treated & ~viability["plate_excluded"]).any():
+        from sepher.errors import InputError
+
+        names = sorted(excluded)
+        raise InputError(
+            source,
+            "at least one plate with treated wells that passes plate QC (Z' >= "
+            f"{min_z_prime:g}, vehicle CV <= {max_cv_percent:g}%, signal window >= "
+            f"{min_signal_window:g}): every such plate failed and was excluded, no curve is "
+            "left to fit",
+            column="plate_id",
+            value=", ".join(names[:20])
+            + (f" (+{len(names) - 20} more)" if len(names) > 20 else ""),
+            hint="Failed: "
+            + "; ".join(
+                f"{row.plate_id}: {row.flags}"
+                for row in qc[qc["qc_action"] == "excluded"].head(5).itertuples()
+            )
+            + ". doseresponse.qc_action: flag fits them anyway.",
+        )
     return viability, qc
 
 
@@ -415,7 +491,9 @@ def fit_curves(
     Parameters
     ----------
     viability : pandas.DataFrame
-        Output of :func:`normalise_plates`.
+        Output of :func:`normalise_plates`; wells with ``plate_excluded``
+        True (plates that failed QC) are left out, so a curve whose plates
+        all failed is absent from the tables.
     model : {"LL.4", "LL.3", "LL.5", "W1.4"}
         drc model reported (default LL.4, the four-parameter log-logistic).
     candidate_models : sequence of str
@@ -459,6 +537,10 @@ def fit_curves(
     """
     fixed = dict(fixed or {})
     keys = list(CURVE_KEYS)
+    if "plate_excluded" in viability.columns:
+        # plates that failed QC with qc_action "exclude": out of every fit and GR metric
+        dropped = _as_bool(viability["plate_excluded"])
+        viability = viability[~dropped].reset_index(drop=True) if dropped.any() else viability
     obs, fits_id = _layout(viability, by_replicate)
     n_fits = len(fits_id)
     fit_of = obs["_fit"].to_numpy()
@@ -593,89 +675,204 @@ def _curves_table(fits_id, band_parts, band_points) -> pd.DataFrame:
     return table[columns]
 
 
+#: Columns of comparisons.csv, in order (docs: :func:`compare_conditions`).
+COMPARISON_COLUMNS = (
+    "cell_line", "drug", "family", "numerator", "denominator", "level", "inference", "test",
+    "n_replicates_numerator", "n_replicates_denominator", "n_pairs",
+    "ed_numerator", "ed_denominator", "ratio", "lower", "upper", "se_log", "t", "df", "p",
+    "p_adjusted", "multiplicity",
+    "technical_ratio", "technical_se", "technical_lower", "technical_upper", "technical_t",
+    "technical_df", "technical_p", "technical_f_shared_ed50", "technical_p_shared_ed50",
+    "n", "model", "conf_level", "converged",
+)  # fmt: skip
+
+
+#: Identifying columns of a replicate-level comparison row.
+_PAIR_KEYS = ("cell_line", "numerator", "denominator")
+
+
+def _technical(data, num, den, *, model, level, conf_level, fixed) -> dict:
+    """drc EDcomp of one pair from the wells (joint fit, pooled variance, delta method)."""
+    x = data["concentration"].to_numpy(float)
+    y = data["viability"].to_numpy(float)
+    lab = data["condition"].astype(str).to_numpy()
+    joint = fit_joint(x, y, lab, model=model, fixed=fixed)
+    ratio = ed_ratio(joint, curves=(num, den), level=level)
+    tq = _t(conf_level, ratio["df"])
+    shared = compare_ed50(x, y, lab, model=model, fixed=fixed)
+    e = joint.params["e"]
+    by_e = level == 50 and model in ("LL.4", "LL.3")  # ED50 = e for log-logistic
+    return {
+        "ed_numerator": float(e[num]) if by_e else np.nan,
+        "ed_denominator": float(e[den]) if by_e else np.nan,
+        "technical_ratio": ratio["ratio"],
+        "technical_se": ratio["se"],
+        "technical_lower": ratio["ratio"] - tq * ratio["se"],
+        "technical_upper": ratio["ratio"] + tq * ratio["se"],
+        "technical_t": ratio["t"],
+        "technical_df": ratio["df"],
+        "technical_p": ratio["p"],
+        "technical_f_shared_ed50": shared["f"],
+        "technical_p_shared_ed50": shared["p"],
+        "n": joint.n,
+        "converged": joint.converged,
+    }
+
+
 def compare_conditions(
     observations: pd.DataFrame,
     comparisons,
     *,
+    by_replicate: pd.DataFrame | None = None,
     drug: str = "T-DM1",
     model: str = "LL.4",
     level: float = 50.0,
     conf_level: float = 0.95,
     fixed: dict | None = None,
+    inference: str = "replicate",
+    multiplicity: str = "holm",
+    figure_conditions=("parental", "T-R", "TP-R"),
 ) -> pd.DataFrame:
-    """ED ratios between conditions of each cell line (drc ``EDcomp``).
+    """ED ratios between conditions of each cell line, at replicate level.
 
-    For each line and each ``{numerator, denominator}`` pair, both curves are
-    fitted jointly (curve-specific parameters, pooled residual variance, drc
-    ``drm(..., curveid)``); the ratio ED_num / ED_den has a delta-method SE,
-    a t-based CI on the joint residual df and a t test of ratio = 1. The
-    extra-sum-of-squares F test compares one shared ED50 against two.
+    Main columns (``ratio ... p``): with ``inference="replicate"`` (default)
+    or ``"mixed"``, the replicate-level test of
+    :mod:`sepher.doseresponse.replicate` on the log EDs of the per-replicate
+    fits (paired t on shared replicate ids, Welch t otherwise, or a linear
+    mixed model with a random replicate intercept), ratio = exp(mean log
+    difference) with a t-based CI on the log scale. With
+    ``inference="technical"`` they are the well-level result below.
+
+    Secondary ``technical_*`` columns, always: drc ``EDcomp`` from the wells
+    of both curves fitted jointly (curve-specific parameters, pooled
+    residual variance, drc ``drm(..., curveid)``), delta-method SE and CI
+    on the ratio scale, t test of ratio = 1 on the joint residual df, and
+    the extra-sum-of-squares F test of one shared ED50. These count wells
+    as independent (df in the hundreds), so they describe the technical
+    precision of one pooled experiment, not the evidence across experiments.
 
     Parameters
     ----------
     observations : pandas.DataFrame
-        Wells used in the fits (the ``residuals`` table of
-        :func:`fit_curves`, outliers flagged in ``outlier`` are left out):
-        ``cell_line, condition, drug, concentration, viability``.
+        Wells used in the pooled fits (the ``residuals`` table of
+        :func:`fit_curves`; outliers flagged in ``outlier`` are left out):
+        ``cell_line, condition, drug, replicate, concentration, viability``.
     comparisons : sequence of dict
-        ``{"numerator": condition, "denominator": condition}``.
+        ``{"numerator": condition, "denominator": condition}``, optionally
+        ``"family"`` (multiplicity family).
+    by_replicate : pandas.DataFrame, optional
+        Per-replicate fits (``fits_by_replicate.csv``); required unless
+        ``inference="technical"``.
     drug : str
     model : str
     level : float
-        Relative ED level, percent (50 = IC50).
+        Relative ED level, percent (50 = IC50): the ``ic50_rel`` / ``ed<level>``
+        columns of `by_replicate`.
     conf_level : float
     fixed : dict, optional
+    inference : {"replicate", "mixed", "technical"}
+    multiplicity : {"holm", "bh", "none"}
+        Adjustment of ``p`` within each family of the rows returned
+        (:func:`sepher.doseresponse.replicate.adjust_comparisons`); the
+        workflow adjusts again across all shards in its join step.
+    figure_conditions : sequence of str
+        Conditions of fig 1: a comparison between two of them is in family
+        ``fig1``, the others in ``fig3``, unless the entry names its family.
 
     Returns
     -------
     pandas.DataFrame
-        One row per line and comparison: ``cell_line, drug, numerator,
-        denominator, level, ed_numerator, ed_denominator, ratio, se, lower,
-        upper, t, df, p, f_shared_ed50, p_shared_ed50, n, model,
-        conf_level``. Pairs without data on a line are left out.
+        One row per line and comparison, columns :data:`COMPARISON_COLUMNS`:
+        ``cell_line, drug, family, numerator, denominator, level, inference,
+        test, n_replicates_numerator, n_replicates_denominator, n_pairs,
+        ed_numerator, ed_denominator`` (geometric means of the replicate EDs
+        used; drc's joint-fit EDs with technical inference), ``ratio, lower,
+        upper, se_log, t, df, p, p_adjusted, multiplicity``, ``technical_*``,
+        ``n`` (wells of the joint fit), ``model, conf_level, converged``
+        (joint fit). Pairs without data on a line are left out.
     """
-    obs = observations[observations["drug"] == drug]
+    if inference not in INFERENCE:
+        raise ValueError(f"inference {inference!r}: expected one of {', '.join(INFERENCE)}")
+    if by_replicate is None and inference != "technical":
+        raise ValueError(
+            f"inference {inference!r} needs the per-replicate fits (by_replicate); "
+            "use inference='technical' for the well-level comparison alone"
+        )
+    pairs = [dict(pair) for pair in comparisons]
+    obs = observations[observations["drug"].astype(str) == str(drug)]
     if "outlier" in obs.columns:
-        obs = obs[~obs["outlier"].astype(bool)]
+        obs = obs[~_as_bool(obs["outlier"])]
+    if "plate_excluded" in obs.columns:
+        obs = obs[~_as_bool(obs["plate_excluded"])]
+    replicate_rows = {}
+    n_reps = {}
+    if by_replicate is not None and len(by_replicate):
+        mode = "replicate" if inference == "technical" else inference
+        table = replicate_comparisons(by_replicate, pairs, drug=drug, level=level, inference=mode,
+                           conf_level=conf_level)  # fmt: skip
+        for row in table.to_dict("records"):
+            key = (row["cell_line"], row["numerator"], row["denominator"])
+            replicate_rows[key] = row
+            n_reps[(key[0], key[1])] = row["n_replicates_numerator"]
+            n_reps[(key[0], key[2])] = row["n_replicates_denominator"]
+    lines = set(obs["cell_line"].astype(str)) | {key[0] for key in replicate_rows}
     rows = []
-    for cell_line in sorted(set(obs["cell_line"])):
-        line = obs[obs["cell_line"] == cell_line]
-        for pair in comparisons:
-            num, den = pair["numerator"], pair["denominator"]
-            data = line[line["condition"].isin([num, den])]
-            if set(data["condition"]) != {num, den}:
+    for cell_line in sorted(lines):
+        line = obs[obs["cell_line"].astype(str) == cell_line]
+        for pair in pairs:
+            num, den = str(pair["numerator"]), str(pair["denominator"])
+            key = (cell_line, num, den)
+            data = line[line["condition"].astype(str).isin([num, den])]
+            has_wells = set(data["condition"].astype(str)) == {num, den}
+            if not has_wells and key not in replicate_rows:
                 continue
-            x = data["concentration"].to_numpy(float)
-            y = data["viability"].to_numpy(float)
-            lab = data["condition"].to_numpy(str)
-            joint = fit_joint(x, y, lab, model=model, fixed=fixed)
-            ratio = ed_ratio(joint, curves=(num, den), level=level)
-            tq = _t(conf_level, ratio["df"])
-            shared = compare_ed50(x, y, lab, model=model, fixed=fixed)
-            e = joint.params["e"]
-            by_e = level == 50 and model in ("LL.4", "LL.3")  # ED50 = e for log-logistic
-            rows.append(
-                {
-                    "cell_line": cell_line,
-                    "drug": drug,
-                    "numerator": num,
-                    "denominator": den,
-                    "level": level,
-                    "ed_numerator": float(e[num]) if by_e else np.nan,
-                    "ed_denominator": float(e[den]) if by_e else np.nan,
-                    "ratio": ratio["ratio"],
-                    "se": ratio["se"],
-                    "lower": ratio["ratio"] - tq * ratio["se"],
-                    "upper": ratio["ratio"] + tq * ratio["se"],
-                    "t": ratio["t"],
-                    "df": ratio["df"],
-                    "p": ratio["p"],
-                    "f_shared_ed50": shared["f"],
-                    "p_shared_ed50": shared["p"],
-                    "n": joint.n,
-                    "model": model,
-                    "conf_level": conf_level,
-                    "converged": joint.converged,
-                }
+            row = {
+                "cell_line": cell_line,
+                "drug": drug,
+                "family": comparison_family(pair, figure_conditions),
+                "numerator": num,
+                "denominator": den,
+                "level": level,
+                "inference": inference,
+            }
+            tech = (
+                _technical(
+                    data, num, den, model=model, level=level, conf_level=conf_level, fixed=fixed
+                )  # fmt: skip
+                if has_wells
+                else {}
             )
-    return pd.DataFrame(rows)
+            if inference == "technical":
+                ratio, se = tech.get("technical_ratio", np.nan), tech.get("technical_se", np.nan)
+                reps = data.groupby(data["condition"].astype(str))["replicate"].nunique()
+                row.update(
+                    test=TESTS["technical"],
+                    n_replicates_numerator=n_reps.get((cell_line, num), reps.get(num, 0)),
+                    n_replicates_denominator=n_reps.get((cell_line, den), reps.get(den, 0)),
+                    n_pairs=np.nan,
+                    ed_numerator=tech.get("ed_numerator", np.nan),
+                    ed_denominator=tech.get("ed_denominator", np.nan),
+                    ratio=ratio,
+                    lower=tech.get("technical_lower", np.nan),
+                    upper=tech.get("technical_upper", np.nan),
+                    se_log=se / ratio if ratio and np.isfinite(ratio) else np.nan,
+                    t=tech.get("technical_t", np.nan),
+                    df=tech.get("technical_df", np.nan),
+                    p=tech.get("technical_p", np.nan),
+                )
+            else:
+                found = replicate_rows.get(key)
+                if found is None:  # no per-replicate fit of one condition
+                    found = {"test": "", "n_replicates_numerator": 0,
+                             "n_replicates_denominator": 0}  # fmt: skip
+                row.update({k: v for k, v in found.items() if k not in _PAIR_KEYS})
+            row.update({k: v for k, v in tech.items() if k.startswith("technical_")})
+            row.update(
+                n=tech.get("n", 0), model=model, conf_level=conf_level,
+                converged=tech.get("converged", False),
+            )  # fmt: skip
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in
+                                        ("p_adjusted", "multiplicity")])  # fmt: skip
+    table = adjust_comparisons(table, multiplicity)
+    return table[list(COMPARISON_COLUMNS)]

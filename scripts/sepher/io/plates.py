@@ -7,8 +7,11 @@ data row, the column, the value and what was expected.
 Well names are a row letter A..P and a column 1..24 (``A01`` .. ``P24``,
 the largest standard format, 384 wells; ``A1`` is read as ``A01``). Roles:
 ``treated`` (drug at a concentration > 0), ``vehicle`` (dose 0, the 100 %
-viability reference), ``blank`` (medium without cells, the 0 % reference)
-and ``time0`` (cells read at the time of treatment, for GR metrics).
+viability reference), ``blank`` (medium without cells, the 0 % reference),
+``time0`` (cells read at the time of treatment, for GR metrics) and, optional,
+``kill`` (a kill control: cells given a fully lethal reference treatment;
+used only by plate QC, as the Z' and signal-window reference when a plate
+has at least two, and ignored by normalisation).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ PLATES_COLUMNS = (
 OPTIONAL_COLUMNS = ("time_h",)
 
 #: Roles of a well.
-ROLES = ("treated", "vehicle", "blank", "time0")
+ROLES = ("treated", "vehicle", "blank", "time0", "kill")
 
 _WELL = re.compile(r"^([A-Pa-p])0*([0-9]{1,2})$")
 
