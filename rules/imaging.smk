@@ -84,6 +84,7 @@ rule fig2_her2_localisation:
         comparisons=rules.imaging_summarise_if.output.comparisons,
         nuclei=if_per_batch("nuclei"),
         labels=if_per_batch("labels"),
+        zstack=lambda w: [orthogonal_field()["file"]] if orthogonal_field() else [],
         style=HOUSE_STYLE,
         lib=library_of("fig_her2_localisation.py"),
     output:
@@ -104,6 +105,7 @@ rule fig2_her2_localisation:
         conditions=IMAGING["localisation_conditions"],
         line=IMAGING["representative_line"],
         conf_level=IMAGING["conf_level"],
+        orthogonal=orthogonal_field(),
         simulated=config["simulated"],
     script:
         "../scripts/fig_her2_localisation.py"
@@ -116,6 +118,8 @@ rule fig3_sequential_exposure:
         replicates=rules.imaging_summarise_if.output.replicates,
         comparisons=rules.imaging_summarise_if.output.comparisons,
         fits=doseresponse_fits,
+        fits_by_replicate=doseresponse_by_replicate,
+        ic50_comparisons=doseresponse_comparisons,
         style=HOUSE_STYLE,
         lib=library_of("fig_sequential_exposure.py"),
     output:
@@ -144,6 +148,7 @@ rule figS1_segmentation_qc:
     input:
         cells=rules.imaging_summarise_if.output.cells,
         image_qc=rules.imaging_summarise_if.output.image_qc,
+        summary=rules.imaging_summarise_if.output.summary,
         nuclei=if_per_batch("nuclei"),
         labels=if_per_batch("labels"),
         style=HOUSE_STYLE,

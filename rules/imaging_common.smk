@@ -156,3 +156,42 @@ def if_groups():
 def doseresponse_fits(wildcards):
     """fig3's IC50 panel needs the dose-response fits only when plates are configured."""
     return [rules.doseresponse_join.output.fits] if configured("plates") else []
+
+
+def doseresponse_by_replicate(wildcards):
+    """fig3's IC50 panel: per-replicate fits (one point per biological replicate)."""
+    return [rules.doseresponse_join.output.by_replicate] if configured("plates") else []
+
+
+def doseresponse_comparisons(wildcards):
+    """fig3's IC50 panel: replicate-level ED50 ratios with adjusted p."""
+    return [rules.doseresponse_join.output.comparisons] if configured("plates") else []
+
+
+def orthogonal_field():
+    """The IF z-stack field drawn as fig 2's orthogonal (XZ) view, or None.
+
+    `imaging.orthogonal_image` names it (an IF image id of the sheet whose file
+    is a z-stack); null: no orthogonal panel.
+    """
+    image_id = IMAGING.get("orthogonal_image")
+    if not image_id:
+        return None
+    rows = if_rows()
+    if image_id not in rows:
+        raise InputError(
+            config.get("images") or _config_name,
+            "imaging.orthogonal_image to be the image_id of an IF row of the sheet",
+            column="imaging.orthogonal_image",
+            value=image_id,
+        )
+    row = rows[image_id]
+    return {
+        "file": row["file"],
+        "pixel_size_um": float(row["pixel_size_um"]),
+        "her2_channel": int(row["her2_channel"]),
+        "nuclear_channel": int(row["nuclear_channel"]),
+        "cell_line": str(row["cell_line"]),
+        "condition": str(row["condition"]),
+        "image_id": image_id,
+    }
