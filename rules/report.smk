@@ -89,6 +89,7 @@ if "if_comparisons" in CAPTION_INPUTS:
 if "ic50_comparisons" in CAPTION_INPUTS:
     CAPTION_INPUTS["plate_qc"] = _DR.qc
     CAPTION_INPUTS["fits"] = _DR.fits
+    CAPTION_INPUTS["by_replicate"] = _DR.by_replicate
 SHOWN_TABLES = {
     name: entry for name, entry in REPORT_TABLES.items() if entry[2] in _MADE
 }
@@ -188,7 +189,10 @@ rule report_captions:
                     "sequence_conditions",
                 )
             },
-            "doseresponse": {"min_z_prime": config["doseresponse"]["min_z_prime"]},
+            "doseresponse": {
+                "min_z_prime": config["doseresponse"]["min_z_prime"],
+                "drug": config["doseresponse"]["drug"],
+            },
         },
     script:
         "../scripts/report_captions.py"

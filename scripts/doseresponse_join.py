@@ -17,6 +17,8 @@ from sepher.workflow import run_logged, snakemake_or_cli
 def main(smk):
     for name, out_path in smk.output.items():
         concat_tables(list(smk.input[name]), out_path)
+    if "comparisons" not in smk.output.keys():
+        return
     comparisons = read_table(smk.output.comparisons)
     adjusted = adjust_comparisons(comparisons, smk.params.multiplicity)
     write_table(adjusted, smk.output.comparisons)

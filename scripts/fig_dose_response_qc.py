@@ -1,4 +1,5 @@
-"""Rule figS2_dose_response_qc: plate heat maps, Z' per plate, fit residuals."""
+"""Rule figS2_dose_response_qc: plate heat maps, Z' and signal window per plate, the plates
+failing QC, fit residuals."""
 
 from sepher.figures.doseresponse_plots import plot_dose_response_qc
 from sepher.figures.style import house_style, save_figure
@@ -17,6 +18,7 @@ def main(smk):
             min_z_prime=p.min_z_prime,
             n_heatmaps=p.n_heatmaps,
             simulated=p.simulated,
+            qc_action=p.qc_action if "qc_action" in p.keys() else "exclude",
         )
         save_figure(fig, smk.output.pdf, smk.output.png)
 

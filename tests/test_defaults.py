@@ -183,6 +183,8 @@ DEMO_SPECIFIC = {
     "covariates are optional)",
     "imaging.camera_offset_adu": "the demo's simulated camera records 100 without light; "
     "0 (already subtracted) is the safe default for other images",
+    "imaging.orthogonal_image": "one of the demo's z-stack fields; a study names its own "
+    "(null: no orthogonal panel)",
 }
 
 
@@ -307,6 +309,32 @@ KEYWORDS = {
         "doseresponse.qc_heatmap_plates"
     ),
     ("sepher.figures.doseresponse_plots", "plot_dose_response_qc", "simulated"): "simulated",
+    (
+        "sepher.figures.doseresponse_plots",
+        "plot_dose_response",
+        "multiplicity",
+    ): "stats.multiplicity",
+    (
+        "sepher.figures.doseresponse_plots",
+        "plot_dose_response",
+        "inference",
+    ): "doseresponse.inference",
+    (
+        "sepher.figures.doseresponse_plots",
+        "plot_dose_response_qc",
+        "qc_action",
+    ): "doseresponse.qc_action",
+    (
+        "sepher.figures.doseresponse_plots",
+        "plot_dose_response_metrics",
+        "drug",
+    ): "doseresponse.drug",
+    (
+        "sepher.figures.doseresponse_plots",
+        "plot_dose_response_metrics",
+        "conf_level",
+    ): "doseresponse.conf_level",
+    ("sepher.figures.doseresponse_plots", "plot_dose_response_metrics", "simulated"): "simulated",
     # survival: rules/survival.smk, rules/figures.smk -> scripts/survival_*.py, fig_*.py
     ("sepher.io.cohort", "read_cohort", "group"): "survival.group",
     ("sepher.io.cohort", "read_cohort", "group_levels"): "survival.group_levels",
@@ -438,7 +466,8 @@ NOT_CONFIG = {
     },
     ("sepher.doseresponse.stage", "compare_conditions"): {"level", "fixed", "by_replicate"},
     ("sepher.doseresponse.stage", "normalise_plates"): {"source"},
-    ("sepher.figures.doseresponse_plots", "plot_dose_response"): set(),
+    ("sepher.figures.doseresponse_plots", "plot_dose_response"): {"by_replicate", "qc"},
+    ("sepher.figures.doseresponse_plots", "plot_dose_response_metrics"): {"qc", "comparisons"},
     ("sepher.figures.doseresponse_plots", "plot_dose_response_qc"): set(),
     ("sepher.io.cohort", "read_cohort"): set(),
     ("sepher.survival.stage", "km_tables"): set(),

@@ -22,6 +22,7 @@ from lifelines import CoxPHFitter, KaplanMeierFitter  # noqa: E402
 from lifelines.datasets import load_gbsg2  # noqa: E402
 from lifelines.statistics import logrank_test, proportional_hazard_test  # noqa: E402
 from lifelines.utils import median_survival_times  # noqa: E402
+from scipy import stats  # noqa: E402
 from scipy.stats import chi2  # noqa: E402
 
 from sepher.figures import flow, forest, km_plot, labels, style, tables, zph_plot  # noqa: E402
@@ -878,3 +879,284 @@ def test_every_figure_saves_byte_identically(in_style, gbsg2, km_two, tmp_path):
             plt.close(fig)
             digests.append((_digest(pdf), _digest(png)))
         assert digests[0] == digests[1], name
+
+
+# --------------------------------------------------------------------------- palette in KM
+def test_km_lines_of_therapy_in_greys_with_line_styles(in_style, gbsg2):
+    """Fig S4: lines of therapy are black/greys told apart by line style, never group colours."""
+    curves, medians, at_risk = km_inputs(gbsg2, "tgrade", np.arange(0, 85, 24))
+    labels = {"I": "2nd line", "II": "3rd line", "III": "4th+ line"}
+    fig = km_plot.plot_km(curves, medians, at_risk, endpoint_label="surgery", group_labels=labels)
+    ax = next(a for a in fig.axes if a.get_gid() == "km")
+    steps = [ln for ln in ax.lines if ln.get_label().split("  ")[0] in labels.values()]
+    assert len(steps) == 3
+    by_label = {ln.get_label().split("  ")[0]: ln for ln in steps}
+    for label, ln in by_label.items():
+        assert matplotlib.colors.to_hex(ln.get_color()) == style.study_colour(label).lower()
+    assert by_label["2nd line"].get_linestyle() == "-"
+    assert len({str(ln.get_dashes() if hasattr(ln, "get_dashes") else ln._dash_pattern)
+                for ln in steps}) == 3  # fmt: skip
+    assert not {matplotlib.colors.to_hex(ln.get_color()) for ln in steps} & {
+        c.lower() for c in style.CONDITION_COLOURS.values()
+    }
+    assert _overlaps(fig) == [] and _inside_figure(fig) == []
+
+
+# --------------------------------------------------------------------------- dose-response
+DR_LINES = ("BT474", "SKBR3")
+DR_CONDITIONS = ("parental", "T-R", "TP-R")
+#: LL.4 truth of the synthetic plates: lower limit c (TP-R's above 0: its midpoint is not
+#: 50 %), ED50 e per line (ng/mL); b = 1, d = 1.
+DR_C = {"parental": 0.05, "T-R": 0.1, "TP-R": 0.3}
+DR_E = {("BT474", "parental"): 10.0, ("BT474", "T-R"): 30.0, ("BT474", "TP-R"): 150.0}
+DR_E.update({("SKBR3", c): e / 2 for (_, c), e in list(DR_E.items())})
+EXCLUDED_PLATE = "SKBR3-T-R-B3"
+
+
+def _ll4(x, c, e, b=1.0, d=1.0):
+    return c + (d - c) / (1 + (np.asarray(x, float) / e) ** b)
+
+
+def dose_response_tables() -> dict:
+    """Small dose-response tables in the stage's formats (synthetic LL.4 plates).
+
+    Two lines x three conditions x three biological replicates (days 1-3);
+    replicate ED50s scatter around the truth. One plate, SKBR3 T-R replicate 3,
+    fails QC (vehicle CV) and is excluded: its wells read 300 % viability so a
+    figure that drew them would show it. SKBR3 TP-R replicate 2 never reaches
+    50 % of vehicle (absolute IC50 not reached) and has no GR50 (inf).
+    """
+    rng = np.random.default_rng(1)
+    doses = np.r_[0.0, 10.0 ** np.linspace(-1, 3.5, 8)]
+    obs, by_rep, fits, curves, qc, via = [], [], [], [], [], []
+    grid = 10.0 ** np.linspace(-1, 3.5, 60)
+    for line in DR_LINES:
+        for cond in DR_CONDITIONS:
+            c, e = DR_C[cond], DR_E[(line, cond)]
+            fits.append(
+                {"cell_line": line, "condition": cond, "drug": "T-DM1",
+                 "concentration_unit": "ng/mL", "model": "LL.4", "b": 1.0, "c": c, "d": 1.0,
+                 "e": e, "ic50_rel": e, "ic50_rel_lower": e / 1.3, "ic50_rel_upper": e * 1.3,
+                 "ic50_rel_reached": True, "ic50_rel_display": f"{e:g} ng/mL", "n_outliers": 0}
+            )  # fmt: skip
+            fitted = _ll4(grid, c, e)
+            curves.append(
+                pd.DataFrame(
+                    {"cell_line": line, "condition": cond, "drug": "T-DM1",
+                     "replicate": "pooled", "dose": grid, "fitted": fitted,
+                     "lower": fitted - 0.03, "upper": fitted + 0.03}
+                )
+            )  # fmt: skip
+            for rep in (1, 2, 3):
+                plate = f"{line}-{cond}-B{rep}"
+                e_r = e * float(np.exp(rng.normal(0, 0.15)))
+                excluded = plate == EXCLUDED_PLATE
+                for k, dose in enumerate(doses):
+                    for w in range(2):
+                        v = _ll4(dose, c, e_r) + rng.normal(0, 0.02) if dose > 0 else 1.0
+                        v = 3.0 if excluded else v
+                        well = f"{'ABCDEFGH'[w]}{k + 1:02d}"
+                        obs.append(
+                            {"plate_id": plate, "well": well, "cell_line": line,
+                             "condition": cond, "drug": "T-DM1", "replicate": rep,
+                             "concentration": dose, "concentration_unit": "ng/mL",
+                             "viability": v, "residual": rng.normal(0, 0.02),
+                             "outlier": False}
+                        )  # fmt: skip
+                        via.append(
+                            {"plate_id": plate, "well": well, "role": "treated",
+                             "signal": 1000 * v, "plate_excluded": excluded}
+                        )  # fmt: skip
+                reached = not (line == "SKBR3" and cond == "TP-R" and rep == 2)
+                abs50 = e_r * ((1 - c) / (0.5 - c) - 1)
+                by_rep.append(
+                    {"cell_line": line, "condition": cond, "drug": "T-DM1", "replicate": rep,
+                     "concentration_unit": "ng/mL", "model": "LL.4", "max_dose": doses[-1],
+                     "ic50_rel": e_r, "ic50_rel_reached": True,
+                     "ic50_abs": abs50 if reached else np.nan, "ic50_abs_reached": reached,
+                     "auc": 0.4 + 0.1 * DR_CONDITIONS.index(cond) + 0.01 * rep,
+                     "gr50": e_r * 0.8 if reached else np.inf,
+                     "gr_max": -0.8 + 0.2 * DR_CONDITIONS.index(cond) + 0.02 * rep}
+                )  # fmt: skip
+                failing = "vehicle CV 31.0% > 20%" if excluded else ""
+                flagged = plate == "BT474-T-R-B2"
+                qc.append(
+                    {"plate_id": plate, "cell_line": line, "condition": cond, "replicate": rep,
+                     "z_prime": 0.55 + 0.03 * rep + (0.1 if line == "SKBR3" else 0.0),
+                     "z_prime_reference": "kill" if line == "SKBR3" else "blank",
+                     "signal_window": 4.0 + rep, "vehicle_cv_percent": 31.0 if excluded else 6.0,
+                     "qc_pass": not (excluded or flagged),
+                     "flags": failing or ("Z' 0.48 < 0.5" if flagged else ""),
+                     "qc_action": "excluded" if excluded else ("flagged" if flagged else "")}
+                )  # fmt: skip
+    by_rep = pd.DataFrame(by_rep)
+    comps = []
+    for line in DR_LINES:
+        # the stage fits no replicate of an excluded plate: its ED50 is not in the test
+        kept = by_rep[~((by_rep.cell_line == line) & (by_rep.condition == "T-R")
+                        & (by_rep.replicate == 3) & (line == "SKBR3"))]  # fmt: skip
+        a = kept[(kept.cell_line == line) & (kept.condition == "TP-R")].set_index("replicate")
+        b = kept[(kept.cell_line == line) & (kept.condition == "T-R")].set_index("replicate")
+        d = np.log(a["ic50_rel"]).sub(np.log(b["ic50_rel"])).dropna()
+        t = stats.ttest_1samp(d, 0.0)
+        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        comps.append(
+            {"cell_line": line, "drug": "T-DM1", "family": "fig1", "numerator": "TP-R",
+             "denominator": "T-R", "level": 50, "inference": "replicate", "test": "paired t",
+             "n_replicates_numerator": len(a), "n_replicates_denominator": len(b),
+             "n_pairs": len(d), "ratio": float(np.exp(d.mean())),
+             "lower": float(np.exp(d.mean() - half)), "upper": float(np.exp(d.mean() + half)),
+             "t": float(t.statistic), "df": len(d) - 1, "p": float(t.pvalue),
+             "multiplicity": "holm", "technical_ratio": 5.0, "conf_level": 0.95}
+        )  # fmt: skip
+    comps = pd.DataFrame(comps)
+    from sepher.stats import adjust_pvalues
+
+    comps["p_adjusted"] = adjust_pvalues(comps["p"].to_numpy(), "holm")
+    return {
+        "observations": pd.DataFrame(obs),
+        "fits": pd.DataFrame(fits),
+        "curves": pd.concat(curves, ignore_index=True),
+        "comparisons": comps,
+        "by_replicate": by_rep,
+        "qc": pd.DataFrame(qc),
+        "viability": pd.DataFrame(via),
+    }
+
+
+@pytest.fixture(scope="module")
+def dr_tables():
+    return dose_response_tables()
+
+
+def _fig1(t, **kwargs):
+    from sepher.figures.doseresponse_plots import plot_dose_response
+
+    return plot_dose_response(
+        t["observations"], t["fits"], t["curves"], t["comparisons"],
+        by_replicate=t["by_replicate"], qc=t["qc"], **kwargs,
+    )  # fmt: skip
+
+
+def test_fig1_reports_replicate_level_ratios_with_adjusted_p(in_style, dr_tables):
+    fig = _fig1(dr_tables, simulated=True)
+    text = " ".join(" ".join(t.get_text().split()) for t in _all_texts(fig))  # lines re-joined
+    for _, row in dr_tables["comparisons"].iterrows():
+        n = int(row["n_pairs"])
+        assert f"paired t on log IC50, {n} replicate pairs;" in text
+        assert format_p(row["p_adjusted"], prefix="Holm-adjusted p") in text
+        assert f"{row['ratio']:.2f} ({row['lower']:.2f}\u2013{row['upper']:.2f})" in text
+    assert "not at 50%" in text and "relative IC50 (curve midpoint)" in text
+    assert _stamped(fig) and _overlaps(fig) == [] and _inside_figure(fig) == []
+
+
+def test_fig1_marks_the_relative_ic50_at_the_curve_midpoint(in_style, dr_tables):
+    fig = _fig1(dr_tables)
+    markers = {ln.get_gid(): ln for ax in fig.axes for ln in ax.lines if ln.get_gid()}
+    for (line, cond), e in DR_E.items():
+        diamond = markers[f"ic50-{line}-{cond}"]
+        assert diamond.get_marker() == "D"
+        np.testing.assert_allclose(diamond.get_xdata(), [e])
+        np.testing.assert_allclose(diamond.get_ydata(), [50 * (DR_C[cond] + 1.0)])
+    # TP-R's midpoint (65 %) is not on the 50 % line: the marker says which IC50 it is
+    assert markers["ic50-BT474-TP-R"].get_ydata()[0] == pytest.approx(65.0)
+    # per-replicate relative IC50s in the strip, colour of the condition
+    by_rep = dr_tables["by_replicate"]
+    rug = markers["replicate-ic50-BT474-TP-R"]
+    np.testing.assert_allclose(
+        np.sort(rug.get_xdata()),
+        np.sort(by_rep[(by_rep.cell_line == "BT474") & (by_rep.condition == "TP-R")].ic50_rel),
+    )
+    assert matplotlib.colors.to_hex(rug.get_color()) == style.CONDITION_COLOURS["TP-R"].lower()
+
+
+def test_fig1_leaves_out_the_wells_of_excluded_plates(in_style, dr_tables):
+    fig = _fig1(dr_tables)
+    panel = next(ax for ax in fig.axes if ax.get_title(loc="left") == "SKBR3")
+    # the excluded plate's wells read 300 %: no point or error bar may reach above 130 %
+    for container in panel.containers:
+        ys = container.lines[0].get_ydata()
+        assert np.nanmax(ys) < 130
+    legend = [t.get_text() for t in panel.get_legend().get_texts()]
+    assert "T-R (n = 2)" in legend and "TP-R (n = 3)" in legend
+    rug = next(ln for ln in panel.figure.findobj(matplotlib.lines.Line2D)
+               if ln.get_gid() == "replicate-ic50-SKBR3-T-R")  # fmt: skip
+    assert len(rug.get_xdata()) == 2
+
+
+def test_fig1_old_tables_print_the_well_level_p_as_unadjusted(in_style, dr_tables):
+    from sepher.figures.doseresponse_plots import plot_dose_response
+
+    t = dr_tables
+    old = t["comparisons"][["cell_line", "drug", "numerator", "denominator", "ratio", "lower",
+                            "upper", "p"]]  # fmt: skip
+    fig = plot_dose_response(t["observations"], t["fits"], t["curves"], old)
+    text = " ".join(x.get_text().replace("\n", " ") for x in _all_texts(fig))
+    assert "unadjusted p" in text and "(pooled fit)" in text and "Holm-adjusted p =" not in text
+
+
+def test_figS2_lists_excluded_plates_and_zprime_references(in_style, dr_tables):
+    from sepher.figures.doseresponse_plots import plot_dose_response_qc
+
+    t = dr_tables
+    fig = plot_dose_response_qc(t["viability"], t["qc"], t["observations"], simulated=True)
+    listed = [x for x in fig.texts if x.get_gid() == "failing-plates"]
+    text = " ".join(x.get_text().replace("\n", " ") for x in listed)
+    assert f"{EXCLUDED_PLATE} (excluded): vehicle CV 31.0% > 20%" in text
+    assert "BT474-T-R-B2 (flagged, kept): Z' 0.48 < 0.5" in text
+    heads = [x.get_text() for x in fig.texts]
+    assert any("1 left out of every fit" in h for h in heads)
+    gids = {c.get_gid() for ax in fig.axes for c in ax.collections if c.get_gid()}
+    for panel in ("z_prime", "signal_window"):
+        assert {f"{panel}-kill-excluded", f"{panel}-blank-flagged", f"{panel}-blank-ok",
+                f"{panel}-kill-ok"} <= gids  # fmt: skip
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert any(f"{EXCLUDED_PLATE}" in x and "EXCLUDED" in x for x in titles)
+    assert _stamped(fig) and _overlaps(fig) == [] and _inside_figure(fig) == []
+
+
+def test_figS10_metrics_are_replicate_means_with_t_cis(in_style, dr_tables):
+    from sepher.figures.doseresponse_plots import dose_response_metrics, plot_dose_response_metrics
+
+    t = dr_tables
+    table = dose_response_metrics(
+        t["by_replicate"], qc=t["qc"], comparisons=t["comparisons"]
+    ).set_index(["cell_line", "condition"])
+    by_rep = t["by_replicate"]
+    rows = by_rep[(by_rep.cell_line == "BT474") & (by_rep.condition == "TP-R")]
+    logs = np.log(rows.ic50_abs.to_numpy())
+    half = stats.t.ppf(0.975, 2) * logs.std(ddof=1) / np.sqrt(3)
+    got = table.loc[("BT474", "TP-R")]
+    np.testing.assert_allclose(
+        [got.ic50_abs, got.ic50_abs_lower, got.ic50_abs_upper],
+        np.exp([logs.mean(), logs.mean() - half, logs.mean() + half]),
+    )
+    assert got.auc == pytest.approx(rows.auc.mean()) and got.ratio_reference == "T-R"
+    # not reached in one replicate: counted, no mean
+    nr = table.loc[("SKBR3", "TP-R")]
+    assert nr.ic50_abs_not_reached == 1 and np.isnan(nr.ic50_abs) and nr.gr50_not_reached == 1
+    # the excluded plate's replicate is left out
+    assert table.loc[("SKBR3", "T-R"), "n_replicates"] == 2
+    fig = plot_dose_response_metrics(
+        t["fits"], by_rep, qc=t["qc"], comparisons=t["comparisons"], simulated=True
+    )
+    assert len([ax for ax in fig.axes if ax.get_gid()]) == 2 * 4  # IC50, AUC, GR50, GRmax
+    ic50_ax = next(ax for ax in fig.axes if ax.get_gid() == "SKBR3-ic50_abs")
+    open_marks = [c for c in ic50_ax.collections if c.get_gid() == "not-reached-TP-R"]
+    assert len(open_marks) == 1 and len(open_marks[0].get_offsets()) == 1
+    text = " ".join(x.get_text().replace("\n", " ") for x in _all_texts(fig))
+    assert "NR in 1 of 3" in text
+    assert format_p(t["comparisons"].p_adjusted.iloc[0], prefix="Holm-adjusted p") in text
+    assert _stamped(fig) and _overlaps(fig) == [] and _inside_figure(fig) == []
+
+
+def test_figS10_without_time_zero_plates_has_no_gr_panels(in_style, dr_tables):
+    from sepher.figures.doseresponse_plots import plot_dose_response_metrics
+
+    by_rep = dr_tables["by_replicate"].assign(gr50=np.nan, gr_max=np.nan)
+    fig = plot_dose_response_metrics(dr_tables["fits"], by_rep)
+    assert sorted(ax.get_gid() for ax in fig.axes if ax.get_gid()) == [
+        "BT474-auc", "BT474-ic50_abs", "SKBR3-auc", "SKBR3-ic50_abs"
+    ]  # fmt: skip
+    assert any("GR metrics not available" in x.get_text() for x in fig.texts)
+    assert _overlaps(fig) == [] and _inside_figure(fig) == []

@@ -343,3 +343,149 @@ def test_demo_captions_unchanged(config):
     )
     assert _render("fig1_dose_response", config).startswith("**Figure 1. T-DM1 activity in")
     assert "(b) T-DM1 relative IC50" in _render("fig3_sequential_exposure", config)
+
+
+# --------------------------------------------------------------------------- dose-response
+# A replicate-level comparisons table (the columns doseresponse_compare writes).
+IC50 = pd.DataFrame(
+    {
+        "cell_line": ["BT474", "SKBR3", "SKBR3"],
+        "drug": "T-DM1",
+        "family": ["fig1", "fig1", "fig3"],
+        "numerator": ["TP-R", "TP-R", "T-R>T"],
+        "denominator": "T-R",
+        "test": ["paired t", "Welch t", "paired t"],
+        "n_replicates_numerator": [3, 3, 3],
+        "n_replicates_denominator": [3, 2, 3],
+        "n_pairs": [3, float("nan"), 3],
+        "ratio": [4.673, 6.618, 1.264],
+        "lower": [3.17, 5.13, 0.81],
+        "upper": [6.18, 8.11, 1.97],
+        "p": [0.003, 0.004, 0.25],
+        "p_adjusted": [0.006, 0.006, 0.25],
+        "multiplicity": "holm",
+        "technical_ratio": [4.67, 6.62, 1.26],
+        "conf_level": 0.95,
+    }
+)
+PLATE_QC = pd.DataFrame(
+    {
+        "plate_id": ["BT474-TR-B1", "SKBR3-TR-B2", "SKBR3-TPR-B1", "SKBR3-T0-B1"],
+        "z_prime": [0.31, 0.72, 0.80, float("nan")],
+        "z_prime_reference": ["kill", "blank", "kill", float("nan")],
+        "signal_window": [1.2, 6.0, 8.0, float("nan")],
+        "qc_pass": [False, False, True, True],
+        "qc_action": ["excluded", "flagged", float("nan"), float("nan")],
+        "flags": ["Z' 0.31 < 0.5", "vehicle CV 21.0% > 20%", float("nan"), float("nan")],
+    }
+)
+
+
+def test_ic50_caption_names_test_replicates_and_adjusted_p():
+    text = caption_numbers("fig1_dose_response", {"ic50_comparisons": IC50}, {})
+    assert text.startswith("**This run.** T-DM1 IC50 ratio (relative ED50; unit: biological")
+    assert "BT474 TP-R / T-R 4.67 (95% CI 3.17-6.18), paired t, 3 replicate pairs, " in text
+    assert "Holm-adjusted p = 0.0060" in text
+    assert "SKBR3 TP-R / T-R 6.62 (95% CI 5.13-8.11), Welch t, 3 vs 2 replicates" in text
+    assert "T-R>T" not in text  # fig 3's family is not fig 1's
+    assert "technical_* columns" in text
+    fig3 = caption_numbers("fig3_sequential_exposure", {"ic50_comparisons": IC50}, {})
+    assert "SKBR3 T-R>T / T-R 1.26" in fig3 and "TP-R / T-R" not in fig3
+
+
+def test_old_ic50_table_reads_as_unadjusted_well_level():
+    old = IC50.drop(columns=["p_adjusted", "multiplicity", "test", "family"])
+    text = caption_numbers("fig1_dose_response", {"ic50_comparisons": old}, {})
+    assert "wells as units, unadjusted" in text and "BT474 TP-R / T-R 4.67" in text
+
+
+def test_qc_captions_list_excluded_plates_by_id():
+    fig1 = caption_numbers(
+        "fig1_dose_response", {"ic50_comparisons": IC50, "plate_qc": PLATE_QC}, {}
+    )
+    assert "Plates excluded by QC (not fitted, not drawn): BT474-TR-B1 (Z' 0.31 < 0.5)." in fig1
+    s2 = caption_numbers(
+        "figS2_dose_response_qc", {"plate_qc": PLATE_QC}, {"doseresponse": {"min_z_prime": 0.5}}
+    )
+    assert "Z'-factor of the 3 treated plates median 0.72 (range 0.31 to 0.80), 1 below 0.5" in s2
+    assert "(reference: 1 blank, 2 kill control)" in s2
+    assert "1 plate(s) excluded from every fit: BT474-TR-B1 (Z' 0.31 < 0.5)" in s2
+    assert "1 flagged and kept: SKBR3-TR-B2 (vehicle CV 21.0% > 20%)" in s2
+
+
+def test_metrics_caption_counts_not_reached_and_gr():
+    by_rep = pd.DataFrame(
+        {
+            "cell_line": ["SKBR3"] * 4,
+            "condition": ["TP-R", "TP-R", "TP-R", "T-R"],
+            "drug": ["T-DM1", "T-DM1", "T-DM1", "pertuzumab"],
+            "replicate": [1, 2, 3, 1],
+            "ic50_abs_reached": [True, False, True, False],
+            "gr_max": [-0.3, -0.2, float("nan"), float("nan")],
+        }
+    )
+    text = caption_numbers(
+        "figS10_dose_response_metrics",
+        {"by_replicate": by_rep, "plate_qc": PLATE_QC},
+        {"doseresponse": {"drug": "T-DM1"}},
+    )
+    assert "3 replicate fits; absolute IC50 reached in 2 (not reached: SKBR3 TP-R 1)" in text
+    assert "GR metrics from time-zero plates in 2 fits" in text
+    assert "left out: BT474-TR-B1 (Z' 0.31 < 0.5)." in text
+
+
+def test_methods_state_the_replicate_level_dose_response_analysis(config):
+    from sepher.report.methods import doseresponse_counts
+
+    fits = pd.DataFrame({"cell_line": ["BT474", "SKBR3"]})
+    counts = {"doseresponse": doseresponse_counts(fits, PLATE_QC)}
+    assert counts["doseresponse"]["excluded_plates"] == [("BT474-TR-B1", "Z' 0.31 < 0.5")]
+    text = methods_markdown(config, counts)
+    section = text.split("## In vitro (dose-response)")[1].split("\n## ")[0]
+    for words in (
+        "Unit of analysis: the biological replicate",
+        "paired t test on the per-replicate differences when the two conditions share "
+        "replicate ids",
+        "Welch's t test",
+        "95% t-based confidence interval on the log scale",
+        "Holm step-down adjustment (family-wise error rate) (`stats.multiplicity: holm`)",
+        "drc `EDcomp`",
+        "`technical_*` columns",
+        "kill-control wells when it has them, else its blank wells",
+        "signal window",
+        "vehicle CV above 20.0%",
+        "Excluded plates (1): BT474-TR-B1 (Z' 0.31 < 0.5).",
+        "Flagged and kept: SKBR3-TR-B2 (vehicle CV 21.0% > 20%).",
+        "absolute IC50 = dose at 50% of vehicle",
+    ):
+        assert words in section, words
+    config["stats"]["multiplicity"] = "bh"
+    config["doseresponse"]["inference"] = "mixed"
+    config["doseresponse"]["qc_action"] = "flag"
+    changed = methods_markdown(config, counts)
+    assert "Benjamini-Hochberg adjustment (false discovery rate) (`stats.multiplicity: bh`)" in (
+        changed
+    )
+    assert "random intercept" in changed and "`doseresponse.inference: mixed`" in changed
+    assert "failing plates are fitted and flagged (`doseresponse.qc_action: flag`)" in changed
+    # the IF section states its multiplicity too (the IF measurement bullets are the imaging
+    # helpers' place)
+    assert "IF p-values adjusted within each figure's family" in changed
+
+
+def test_dose_response_captions_follow_the_config(config):
+    fig1 = _render("fig1_dose_response", config)
+    assert "paired t test on log IC50" in fig1 and "(Holm;" in fig1
+    assert "**relative** IC50" in fig1 and "(c + d) / 2" in fig1
+    config["stats"]["multiplicity"] = "bh"
+    config["doseresponse"]["inference"] = "mixed"
+    config["doseresponse"]["qc_action"] = "flag"
+    fig1 = _render("fig1_dose_response", config)
+    assert "(Benjamini-Hochberg;" in fig1 and "linear mixed model" in fig1
+    assert "paired t test" not in fig1
+    assert "fitted and flagged (``qc_action: flag``)" in _render("figS2_dose_response_qc", config)
+    s10 = _render("figS10_dose_response_metrics", config)
+    assert s10.startswith("**Figure S10. T-DM1 dose-response metrics per biological replicate**")
+    assert "Benjamini-Hochberg" in s10 and "{" not in s10
+    config["doseresponse"]["drug"] = "trastuzumab deruxtecan"
+    assert "T-DM1" not in _render("figS10_dose_response_metrics", config)

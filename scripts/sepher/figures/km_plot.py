@@ -25,6 +25,7 @@ from .style import (
     mm,
     require_columns,
     stamp_simulated,
+    study_linestyle,
     text_width_px,
     wrap_to_width,
 )
@@ -274,6 +275,8 @@ def plot_km(
             raise ValueError(f"group {g!r} of group_labels has no rows in curves")
     label_colours = group_colours([group_labels[g] for g in groups], None)
     colour = {g: label_colours[group_labels[g]] for g in groups}
+    # lines of therapy (fig S4) are black and greys: their own line styles tell them apart
+    linestyle = {g: study_linestyle(group_labels[g]) for g in groups}
     if colours:
         colour.update({g: c for g, c in colours.items() if g in colour})
 
@@ -317,7 +320,15 @@ def plot_km(
         lo = np.where(np.isfinite(lo), lo, s)
         hi = np.where(np.isfinite(hi), hi, s)
         ax.fill_between(t, lo, hi, step="post", color=c, alpha=0.16, linewidth=0)
-        (line,) = ax.step(t, s, where="post", color=c, linewidth=1.1, solid_joinstyle="miter")
+        (line,) = ax.step(
+            t,
+            s,
+            where="post",
+            color=c,
+            linewidth=1.1,
+            linestyle=linestyle[g],
+            solid_joinstyle="miter",
+        )
         censored = cur["n_censor"].to_numpy(float) > 0
         ax.plot(
             t[censored],

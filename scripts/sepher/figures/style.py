@@ -7,10 +7,17 @@ an input and a change to it reruns the figures), sized in millimetres with
 when the data are simulated, and written with :func:`save_figure`, which
 strips timestamps so that two runs give byte-identical PDF and PNG files.
 
-Colours are the Okabe & Ito (2008) colour-blind-safe palette; the study's
-groups have fixed colours (:data:`STUDY_COLOURS`) so that a pertuzumab-naive
-patient curve and a trastuzumab-resistant (T-R) cell line share a colour
-across figures, as do pertuzumab-pretreated patients and TP-R cells.
+Colours are the Okabe & Ito (2008) colour-blind-safe palette. Every meaning
+of the study has one colour, fixed here in :data:`PALETTE_TABLE` and read by
+every figure module (through :func:`group_colours`, :func:`study_colour`,
+:func:`study_linestyle`); no colour carries two meanings except the
+documented synonyms (:data:`SYNONYMS`): a pertuzumab-naive patient curve and
+a trastuzumab-resistant (T-R) cell line share blue ("trastuzumab only"), and
+pertuzumab-pretreated patients, TP-R cells and post-T+P biopsies share
+vermillion ("pertuzumab-exposed"). Lines of therapy are black and greys told
+apart by line style. :func:`simulate_deuteranopia` and
+:func:`colour_difference` check that the condition colours stay apart for a
+deuteranope (tests/test_figures_units.py).
 """
 
 from __future__ import annotations
@@ -61,16 +68,207 @@ PALETTE = [
     )
 ]
 
-#: Fixed colours of the study's groups (keys compared case-insensitively).
-STUDY_COLOURS = {
-    "pertuzumab-naive": OKABE_ITO["blue"],
-    "t-r": OKABE_ITO["blue"],
-    "pertuzumab-pretreated": OKABE_ITO["vermillion"],
-    "tp-r": OKABE_ITO["vermillion"],
-    "parental": "#595959",
-    "pre": OKABE_ITO["sky_blue"],
-    "post": OKABE_ITO["vermillion"],
+#: Grey of the parental cells (the untreated reference line of every in-vitro figure).
+PARENTAL_GREY = "#595959"
+#: Colour of QC failures: excluded plates, outlier wells, the simulated-data stamp.
+ALERT = "#A0302A"
+
+#: Colour of each in-vitro condition id (legend order).
+CONDITION_COLOURS = {
+    "parental": PARENTAL_GREY,
+    "T-R": OKABE_ITO["blue"],
+    "TP-R": OKABE_ITO["vermillion"],
+    "T-R>T": OKABE_ITO["bluish_green"],
+    "T-R>P": OKABE_ITO["reddish_purple"],
+    "T-R>T+P": OKABE_ITO["orange"],
 }
+#: Colour of the patient groups (display labels of ``survival.group_labels``).
+PATIENT_GROUP_COLOURS = {
+    "Pertuzumab-naive": OKABE_ITO["blue"],
+    "Pertuzumab-pretreated": OKABE_ITO["vermillion"],
+}
+#: Colour of the biopsy time points (pre = before, post = after trastuzumab + pertuzumab).
+BIOPSY_COLOURS = {"pre": OKABE_ITO["sky_blue"], "post": OKABE_ITO["vermillion"]}
+#: Line of therapy (1, 2, ...) -> (colour, matplotlib line style): black and greys, told
+#: apart by line style; the last entry serves every later line.
+LINE_OF_THERAPY_STYLES = {
+    1: ("#404040", (0, (6.0, 1.5, 1.5, 1.5))),
+    2: ("#000000", "-"),
+    3: ("#666666", (0, (4.0, 1.5))),
+    4: ("#999999", (0, (1.0, 1.2))),
+    5: ("#8C8C8C", (0, (4.0, 1.5, 1.0, 1.5, 1.0, 1.5))),
+    6: ("#1A1A1A", (0, (8.0, 2.0))),
+}
+#: Groups of keys of :data:`PALETTE_TABLE` that share a colour on purpose, and why.
+SYNONYMS = {
+    "trastuzumab only (pertuzumab-naive)": ("T-R", "Pertuzumab-naive"),
+    "pertuzumab-exposed": ("TP-R", "Pertuzumab-pretreated", "post"),
+}
+
+
+def _palette_table() -> dict:
+    table = {}
+    for key, colour in CONDITION_COLOURS.items():
+        table[key] = ("condition", colour, "-")
+    for key, colour in PATIENT_GROUP_COLOURS.items():
+        table[key] = ("patient group", colour, "-")
+    for key, colour in BIOPSY_COLOURS.items():
+        table[key] = ("biopsy", colour, "-")
+    for line, (colour, linestyle) in LINE_OF_THERAPY_STYLES.items():
+        table[f"{_ordinal(line)} line"] = ("line of therapy", colour, linestyle)
+    table["excluded"] = ("quality control", ALERT, "-")
+    return table
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+#: Every meaning of the study -> (family, colour, line style); the one place colours are set.
+PALETTE_TABLE = _palette_table()
+
+#: Fixed colours of the study's groups, keys lower case (compared case-insensitively).
+STUDY_COLOURS = {key.lower(): colour for key, (_, colour, _) in PALETTE_TABLE.items()}
+
+_WORD_ORDINALS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+}
+_LINE = re.compile(
+    r"^(?:>=|\u2265)?\s*(?:line\s+(\d+)|(\d+)(?:st|nd|rd|th)|("
+    + "|".join(_WORD_ORDINALS)
+    + r"))\s*\+?(?:\s*(?:line|or later|or more|and later))*\s*$"
+)
+
+
+def line_of_therapy(label) -> int | None:
+    """The line of therapy a group label names, or None.
+
+    ``"2nd"``, ``"2nd line"``, ``"4th+"``, ``">=4th"``, ``"Third line"``,
+    ``"line 3"`` and ``"Fourth line or later"`` are lines 2, 2, 4, 4, 3, 3 and 4.
+    """
+    match = _LINE.match(str(label).strip().lower())
+    if not match:
+        return None
+    number = match.group(1) or match.group(2)
+    return int(number) if number else _WORD_ORDINALS[match.group(3)]
+
+
+def study_colour(group) -> str | None:
+    """The study's colour of a group key or label (:data:`PALETTE_TABLE`), else None."""
+    key = str(group).strip().lower()
+    if key in STUDY_COLOURS:
+        return STUDY_COLOURS[key]
+    line = line_of_therapy(key)
+    if line is not None and line >= 1:
+        return LINE_OF_THERAPY_STYLES[min(line, max(LINE_OF_THERAPY_STYLES))][0]
+    return None
+
+
+def study_linestyle(group):
+    """Line style of a group: its own for a line of therapy, solid otherwise."""
+    line = line_of_therapy(group)
+    if line is not None and line >= 1:
+        return LINE_OF_THERAPY_STYLES[min(line, max(LINE_OF_THERAPY_STYLES))][1]
+    return "-"
+
+
+def group_linestyles(groups: Iterable[str]) -> dict:
+    """Group -> line style (:func:`study_linestyle`)."""
+    return {group: study_linestyle(group) for group in groups}
+
+
+def palette_table() -> pd.DataFrame:
+    """The study palette as a table: ``key, family, colour, linestyle, synonym_of``.
+
+    ``synonym_of`` names the :data:`SYNONYMS` group a key belongs to ("" if none).
+    """
+    synonym = {key: name for name, keys in SYNONYMS.items() for key in keys}
+    return pd.DataFrame(
+        [
+            {
+                "key": key,
+                "family": family,
+                "colour": colour,
+                "linestyle": str(linestyle),
+                "synonym_of": synonym.get(key, ""),
+            }
+            for key, (family, colour, linestyle) in PALETTE_TABLE.items()
+        ]
+    )
+
+
+#: Machado, Oliveira & Fernandes (2009, IEEE TVCG 15:1291) deuteranomaly matrix at
+#: severity 1.0 (deuteranopia), applied to linear RGB.
+MACHADO_DEUTERANOPIA = np.array(
+    [
+        [0.367322, 0.860646, -0.227968],
+        [0.280085, 0.672501, 0.047413],
+        [-0.011820, 0.042940, 0.968881],
+    ]
+)
+
+
+def simulate_deuteranopia(colour) -> np.ndarray:
+    """How a colour looks to a deuteranope: sRGB in [0, 1] after Machado et al. (2009).
+
+    The sRGB colour is linearised (IEC 61966-2-1), multiplied by
+    :data:`MACHADO_DEUTERANOPIA` (severity 1), clipped to [0, 1] and
+    re-encoded. Written here because no pinned dependency simulates colour
+    vision deficiency (colorspacious / colour-science do, at the same matrix).
+
+    Parameters
+    ----------
+    colour : str or tuple
+        Any matplotlib colour.
+
+    Returns
+    -------
+    numpy.ndarray
+        sRGB triple in [0, 1].
+    """
+    from matplotlib.colors import to_rgb
+
+    srgb = np.asarray(to_rgb(colour), float)
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    seen = np.clip(MACHADO_DEUTERANOPIA @ linear, 0.0, 1.0)
+    return np.where(seen <= 0.0031308, 12.92 * seen, 1.055 * seen ** (1 / 2.4) - 0.055)
+
+
+#: Smallest CIEDE2000 difference kept between two condition colours, with and
+#: without simulated deuteranopia (10: clearly distinct side by side).
+MIN_DELTA_E = 10.0
+
+
+def colour_difference(a, b, deuteranopia: bool = False) -> float:
+    """CIEDE2000 colour difference of two colours (CIELAB, D65; scikit-image).
+
+    Parameters
+    ----------
+    a, b : str or tuple
+        Matplotlib colours.
+    deuteranopia : bool, default False
+        Compare the colours as a deuteranope sees them (:func:`simulate_deuteranopia`).
+
+    Returns
+    -------
+    float
+        Delta E 2000 (0 = identical; about 2 = just noticeable).
+    """
+    from matplotlib.colors import to_rgb
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    def lab(colour):
+        rgb = simulate_deuteranopia(colour) if deuteranopia else np.asarray(to_rgb(colour))
+        return rgb2lab(rgb.reshape(1, 1, 3))
+
+    return float(deltaE_ciede2000(lab(a), lab(b))[0, 0])
+
 
 #: Neutral colours for rules, reference lines and secondary text.
 GREY = "#595959"
@@ -133,6 +331,10 @@ def manual_figure(width_mm: float, height_mm: float) -> plt.Figure:
 def group_colours(groups: Iterable[str], colours: Mapping[str, str] | None = None) -> dict:
     """Colour for each group: explicit, else the study colour, else the palette.
 
+    Study colours (:data:`PALETTE_TABLE`) cover the condition ids, patient
+    groups, biopsy time points and lines of therapy; only other groups take
+    the free colours of :data:`PALETTE`, in order.
+
     Parameters
     ----------
     groups : iterable of str
@@ -152,8 +354,8 @@ def group_colours(groups: Iterable[str], colours: Mapping[str, str] | None = Non
     for group in groups:
         if group in colours:
             out[group] = colours[group]
-        elif str(group).strip().lower() in STUDY_COLOURS:
-            out[group] = STUDY_COLOURS[str(group).strip().lower()]
+        elif study_colour(group) is not None:
+            out[group] = study_colour(group)
     free = [c for c in PALETTE if c not in out.values()]
     for group in groups:
         if group not in out:
@@ -300,12 +502,12 @@ def stamp_simulated(fig: plt.Figure, text: str = SIMULATED_TEXT) -> plt.Text:
         va="top",
         fontsize=STAMP_FONT_PT,
         fontweight="bold",
-        color="#A0302A",
+        color=ALERT,
         alpha=0.9,
         bbox={
             "boxstyle": f"square,pad={_STAMP_PAD}",
             "facecolor": "white",
-            "edgecolor": "#A0302A",
+            "edgecolor": ALERT,
             "linewidth": _STAMP_EDGE_PT,
             "alpha": 0.9,
         },

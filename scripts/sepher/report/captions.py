@@ -16,7 +16,7 @@ __all__ = ["CAPTION_TABLES", "caption_numbers", "render_caption"]
 
 #: Result tables (keys of the `tables` mapping) each figure's numbers come from.
 CAPTION_TABLES = {
-    "fig1_dose_response": ("ic50_comparisons",),
+    "fig1_dose_response": ("ic50_comparisons", "plate_qc"),
     "fig2_her2_localisation": ("if_comparisons",),
     "fig3_sequential_exposure": ("if_comparisons", "ic50_comparisons"),
     "fig4_biopsies": ("ihc_samples", "ihc_paired"),
@@ -36,6 +36,7 @@ CAPTION_TABLES = {
     "table3_response": ("response",),
     "figS1_segmentation_qc": ("if_image_qc",),
     "figS2_dose_response_qc": ("plate_qc", "fits"),
+    "figS10_dose_response_metrics": ("by_replicate", "plate_qc"),
 }
 
 
@@ -119,6 +120,23 @@ def caption_numbers(figure_id: str, tables: Mapping, settings: Mapping) -> str:
     if figure_id == "figS2_dose_response_qc":
         min_z = settings.get("doseresponse", {}).get("min_z_prime")
         return numbers.plate_qc_numbers(have["plate_qc"], have.get("fits"), min_z)
+    if figure_id == "figS10_dose_response_metrics":
+        if "by_replicate" not in have:
+            return ""
+        drug = settings.get("doseresponse", {}).get("drug")
+        text = numbers.metrics_numbers(have["by_replicate"], drug)
+        excluded = numbers.excluded_plate_list(have.get("plate_qc"))
+        if text and excluded:
+            text += " Replicates of the plates excluded by QC are left out: " + (
+                ", ".join(excluded) + "."
+            )
+        return text
+    if figure_id == "fig1_dose_response":
+        text = numbers.ic50_numbers(have["ic50_comparisons"], family="fig1")
+        excluded = numbers.excluded_plate_list(have.get("plate_qc"))
+        if text and excluded:
+            text += " Plates excluded by QC (not fitted, not drawn): " + ", ".join(excluded) + "."
+        return text
     if figure_id == "fig4_biopsies":
         return numbers.ihc_numbers(have["ihc_samples"], have.get("ihc_paired"))
     comparisons = imaging.get("comparisons", [])
@@ -137,7 +155,12 @@ def caption_numbers(figure_id: str, tables: Mapping, settings: Mapping) -> str:
         pairs = _pairs(comparisons, conditions)
         parts += [numbers.if_numbers(table, value, pairs, name) for value, name in values]
     if "ic50_comparisons" in have:
-        parts.append(numbers.ic50_numbers(have["ic50_comparisons"]).replace(numbers.LEAD + " ", ""))
+        family = "fig3" if figure_id == "fig3_sequential_exposure" else None
+        parts.append(
+            numbers.ic50_numbers(have["ic50_comparisons"], family=family).replace(
+                numbers.LEAD + " ", ""
+            )
+        )
     parts = [p for p in parts if p]
     return " ".join([numbers.LEAD, *parts]) if parts else ""
 

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from sepher.stats import MULTIPLICITY_LABELS
+
 __all__ = [
     "cohort_counts",
     "imaging_counts",
@@ -107,13 +109,35 @@ def ihc_counts(samples: pd.DataFrame) -> dict:
     }
 
 
+def _plates_with_action(plate_qc: pd.DataFrame, action: str) -> list[tuple[str, str]]:
+    if "qc_action" not in plate_qc.columns:
+        return []
+    rows = plate_qc[plate_qc["qc_action"].fillna("").astype(str).str.strip() == action]
+    rows = rows.sort_values("plate_id", kind="stable")
+    flags = rows["flags"] if "flags" in rows.columns else pd.Series("", index=rows.index)
+    return [
+        (str(plate), str(reason) if str(reason) not in ("", "nan") else "failed plate QC")
+        for plate, reason in zip(rows["plate_id"], flags.fillna(""), strict=True)
+    ]
+
+
 def doseresponse_counts(fits: pd.DataFrame, plate_qc: pd.DataFrame | None = None) -> dict:
-    """Curves fitted (rows of ``fits.csv``) and plates read (rows of ``plate_qc.csv``)."""
+    """Curves fitted (rows of ``fits.csv``), plates read and those QC excluded or flagged.
+
+    Returns
+    -------
+    dict
+        ``curves``, ``cell_lines`` and, with `plate_qc`, ``plates`` and
+        ``excluded_plates`` / ``flagged_plates``: ``(plate_id, reason)`` pairs
+        of the plates whose ``qc_action`` is "excluded" / "flagged".
+    """
     counts = {"curves": int(len(fits))}
     if "cell_line" in fits.columns:
         counts["cell_lines"] = sorted(fits["cell_line"].astype(str).unique())
     if plate_qc is not None:
         counts["plates"] = int(len(plate_qc))
+        counts["excluded_plates"] = _plates_with_action(plate_qc, "excluded")
+        counts["flagged_plates"] = _plates_with_action(plate_qc, "flagged")
     return counts
 
 
@@ -281,7 +305,7 @@ def _cohort(survival: Mapping, counts: Mapping | None) -> list[str]:
     return lines
 
 
-def _imaging(imaging: Mapping, counts: Mapping | None) -> list[str]:
+def _imaging(imaging: Mapping, counts: Mapping | None, stats: Mapping | None = None) -> list[str]:
     lines = ["## In vitro: HER2 immunofluorescence", ""]
     if counts:
         lines.append(
@@ -312,11 +336,7 @@ def _imaging(imaging: Mapping, counts: Mapping | None) -> list[str]:
         )
         + f"; cells of {low}-{high} um^2 kept; cells touching the field border or holding "
         "saturated pixels are left out.",
-        f"- Per cell: HER2 mean and integrated intensity in the nucleus, the cytoplasm and a "
-        f"{imaging['membrane_band_um']} um membrane band inside the cell edge (outside the "
-        "nucleus), minus the field background; nuclear fraction = background-subtracted "
-        "nuclear / whole-cell integrated HER2; membrane completeness = fraction of the band "
-        f"above background + {imaging['completeness_k']} SD.",
+        *_imaging_measurements(imaging),
         "- Summaries: median of cells per image, mean of images per biological replicate, mean "
         f"of replicates per condition with a {_pct(imaging['conf_level'])} t confidence "
         "interval over replicates (SuperPlots, Lord et al. 2020).",
@@ -325,9 +345,36 @@ def _imaging(imaging: Mapping, counts: Mapping | None) -> list[str]:
         "reference): "
         + "; ".join(f"{c['test']} vs {c['reference']}" for c in imaging.get("comparisons", []))
         + ".",
+        *_imaging_inference(stats),
         "",
     ]
     return lines
+
+
+def _imaging_measurements(imaging: Mapping) -> list[str]:
+    """Bullets on what is measured per cell.
+
+    The one place for the IF measurement text (membrane-marker flag, z-stack
+    planes, membrane completeness, border-cell exclusion): the imaging
+    helpers extend these bullets.
+    """
+    return [
+        f"- Per cell: HER2 mean and integrated intensity in the nucleus, the cytoplasm and a "
+        f"{imaging['membrane_band_um']} um membrane band inside the cell edge (outside the "
+        "nucleus), minus the field background; nuclear fraction = background-subtracted "
+        "nuclear / whole-cell integrated HER2; membrane completeness = fraction of the band "
+        f"above background + {imaging['completeness_k']} SD.",
+    ]
+
+
+def _imaging_inference(stats: Mapping | None) -> list[str]:
+    """The multiplicity bullet of the IF comparisons (``stats.multiplicity``)."""
+    multiplicity = str((stats or {}).get("multiplicity", "holm"))
+    return [
+        "- Multiplicity: IF p-values adjusted within each figure's family of comparisons "
+        f"(Fig. 2; Fig. 3) by {MULTIPLICITY_LABELS.get(multiplicity, multiplicity)} "
+        f"(`stats.multiplicity: {multiplicity}`), printed as adjusted.",
+    ]
 
 
 def _ihc(ihc: Mapping, counts: Mapping | None) -> list[str]:
@@ -378,7 +425,36 @@ def _ihc(ihc: Mapping, counts: Mapping | None) -> list[str]:
     return lines
 
 
-def _doseresponse(dr: Mapping, counts: Mapping | None) -> list[str]:
+#: ``doseresponse.inference`` -> how IC50s are compared (Methods wording).
+INFERENCE_TEXT = {
+    "replicate": (
+        "two-stage analysis: each biological replicate (experiment) of a curve is fitted "
+        "separately (drc conventions, as above) and the log relative ED50s of two conditions "
+        "of one cell line are compared at the replicate level, by a paired t test on the "
+        "per-replicate differences when the two conditions share replicate ids (same day), "
+        "else by Welch's t test (Welch-Satterthwaite df)"
+    ),
+    "mixed": (
+        "each biological replicate of a curve is fitted separately (drc conventions) and the "
+        "log relative ED50s are compared in a linear mixed model with condition as fixed and "
+        "replicate as random intercept (REML, statsmodels MixedLM; t reference on the "
+        "between-within df N - G - 1), the two-stage approximation of a nonlinear mixed "
+        "model (R medrc); Welch's t test where no replicate carries both conditions"
+    ),
+    "technical": (
+        "joint least-squares fit of all wells of both conditions (drc `EDcomp`, delta "
+        "method, t on the residual df): wells are the units, so this is a technical "
+        "(pseudo-replicated) comparison, not a test across biological replicates"
+    ),
+}
+
+
+def _doseresponse(dr: Mapping, counts: Mapping | None, stats: Mapping | None = None) -> list[str]:
+    stats = stats or {}
+    multiplicity = str(stats.get("multiplicity", "holm"))
+    inference = str(dr.get("inference", "replicate"))
+    qc_action = str(dr.get("qc_action", "exclude"))
+    level = _pct(dr["conf_level"])
     lines = ["## In vitro (dose-response)", ""]
     if counts:
         text = f"{counts['curves']} dose-response curves fitted"
@@ -387,11 +463,46 @@ def _doseresponse(dr: Mapping, counts: Mapping | None) -> list[str]:
         if counts.get("cell_lines"):
             text += f" ({_list(counts['cell_lines'])})"
         lines += [text + ".", ""]
+    sw = dr.get("min_signal_window")
+    failing = (
+        f"a Z'-factor below {dr['min_z_prime']}, a vehicle CV above {dr['max_cv_percent']}%"
+        + (f" or a signal window below {sw}" if sw is not None else "")
+    )
+    qc_text = (
+        "- Plate QC per plate: Z'-factor = 1 - 3 (SD vehicle + SD reference) / |mean vehicle "
+        "- mean reference| (Zhang et al. 1999), the reference being the plate's kill-control "
+        "wells when it has them, else its blank wells; vehicle CV = SD / mean of the vehicle "
+        "wells (%); signal window = (|mean vehicle - mean reference| - 3 (SD vehicle + SD "
+        "reference)) / SD vehicle (Iversen et al. 2006). The CV of blank wells is not used "
+        "(a CV of a near-zero mean says nothing). A plate fails with "
+        + failing
+        + "; "
+        + (
+            "failing plates are excluded (`doseresponse.qc_action: exclude`): left out of "
+            "every fit, test and figure, and listed in Fig. S2."
+            if qc_action == "exclude"
+            else "failing plates are fitted and flagged (`doseresponse.qc_action: flag`)."
+        )
+    )
+    if counts and "excluded_plates" in counts:
+        excluded = counts["excluded_plates"]
+        qc_text += (
+            f" Excluded plates ({len(excluded)}): "
+            + "; ".join(f"{plate} ({reason})" for plate, reason in excluded)
+            + "."
+            if excluded
+            else " No plate was excluded."
+        )
+        if counts.get("flagged_plates"):
+            qc_text += (
+                " Flagged and kept: "
+                + "; ".join(f"{plate} ({reason})" for plate, reason in counts["flagged_plates"])
+                + "."
+            )
     lines += [
         "- Viability = (signal - plate blank mean) / (plate vehicle mean - blank mean); vehicle "
         "wells enter the fits as dose-0 observations (R drc).",
-        f"- Plate QC: Z'-factor below {dr['min_z_prime']} or vehicle / blank CV above "
-        f"{dr['max_cv_percent']}% flagged.",
+        qc_text,
         f"- Model `{dr['model']}` (R drc conventions b, c, d, e) fitted to each curve; "
         f"{_list(f'`{m}`' for m in dr['candidate_models'])} compared by AIC; outliers: "
         f"`{dr['outliers']}`"
@@ -399,12 +510,30 @@ def _doseresponse(dr: Mapping, counts: Mapping | None) -> list[str]:
         + (f" (loss `{dr['robust_loss']}`)" if dr["outliers"] == "robust" else "")
         + ".",
         f"- Relative effective doses ED{', ED'.join(str(v) for v in dr['ed_levels'])} (ED50 = "
-        f"relative IC50) with {_pct(dr['conf_level'])} delta-method confidence intervals "
-        "(t on the residual df).",
-        f"- {dr['drug']} IC50 ratios within each cell line (joint fit, drc `EDcomp`), t test of "
-        "ratio = 1: "
+        f"relative IC50, the dose at the curve's midpoint (c + d) / 2) with {level} "
+        "delta-method confidence intervals (t on the residual df); absolute IC50 = dose at "
+        "50% of vehicle (not reached when the curve stays above it within the tested doses).",
+        f"- Unit of analysis: the biological replicate. {dr['drug']} IC50 ratios within each "
+        f"cell line ({INFERENCE_TEXT.get(inference, inference)}; `doseresponse.inference: "
+        f"{inference}`): ratio = exp(mean difference of log ED50), with a {level} t-based "
+        "confidence interval on the log scale, back-transformed. Pairs: "
         + "; ".join(f"{c['numerator']} / {c['denominator']}" for c in dr.get("comparisons", []))
         + ".",
+        f"- Multiplicity: p-values adjusted within each figure's family of comparisons (Fig. 1; "
+        f"Fig. 3), across cell lines, by {MULTIPLICITY_LABELS.get(multiplicity, multiplicity)} "
+        f"(`stats.multiplicity: {multiplicity}`); figures and tables print the adjusted p, "
+        "labelled as adjusted.",
+        "- Technical secondary result: the well-level joint fit of both conditions (R drc "
+        "`EDcomp`, delta-method CI, t on the residual df) and its shared-ED50 F test are kept "
+        "as the `technical_*` columns of comparisons.csv; they treat wells as independent and "
+        "are not used for inference."
+        if inference != "technical"
+        else "- The well-level (technical) comparison is the reported one "
+        "(`doseresponse.inference: technical`); it does not test across biological replicates.",
+        "- Per-replicate metrics (Fig. S10): absolute IC50 where reached, normalised AUC (mean "
+        "fitted viability over the tested log-dose range), GR50 and GRmax (Hafner et al. 2016) "
+        "when time-zero plates exist; replicate mean (geometric for IC50 and GR50) with a "
+        f"{level} t confidence interval over replicates.",
         "",
     ]
     return lines
@@ -464,9 +593,11 @@ def methods_markdown(
         lines += ["All inputs of this run are **simulated** (demo data set).", ""]
     writers = {
         "cohort": lambda: _cohort(config["survival"], counts.get("cohort")),
-        "imaging": lambda: _imaging(config["imaging"], counts.get("imaging")),
+        "imaging": lambda: _imaging(config["imaging"], counts.get("imaging"), config.get("stats")),
         "ihc": lambda: _ihc(config["ihc"], counts.get("ihc")),
-        "doseresponse": lambda: _doseresponse(config["doseresponse"], counts.get("doseresponse")),
+        "doseresponse": lambda: _doseresponse(
+            config["doseresponse"], counts.get("doseresponse"), config.get("stats")
+        ),
     }
     for stage in stages:
         if config.get(inputs[stage]):

@@ -31,7 +31,14 @@ __all__ = [
     "ihc_numbers",
     "ic50_numbers",
     "image_qc_numbers",
+    "plate_qc_numbers",
+    "excluded_plate_list",
+    "metrics_numbers",
+    "ADJUSTED_P_LABELS",
 ]
+
+#: ``stats.multiplicity`` -> how an adjusted p-value is labelled (as in the figures).
+ADJUSTED_P_LABELS = {"holm": "Holm-adjusted p", "bh": "BH-adjusted p", "none": "unadjusted p"}
 
 #: Sentence that opens every numbers paragraph (the figure's own text comes first).
 LEAD = "**This run.**"
@@ -336,26 +343,78 @@ def ihc_numbers(samples: pd.DataFrame, paired: pd.DataFrame | None = None) -> st
     return text
 
 
-def ic50_numbers(comparisons: pd.DataFrame, conf_level: float = 0.95) -> str:
-    """IC50 (ED50) ratios between conditions per cell line, with CI and p.
+def _adjusted_label(method) -> str:
+    key = str(method).strip().lower() if method is not None else "none"
+    return ADJUSTED_P_LABELS.get(key, f"{method}-adjusted p")
+
+
+def _is_true(values) -> pd.Series:
+    return pd.Series(values).astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
+
+
+def ic50_numbers(comparisons: pd.DataFrame, conf_level: float = 0.95, family=None) -> str:
+    """IC50 (ED50) ratios between conditions per cell line, with CI, test and adjusted p.
 
     Parameters
     ----------
     comparisons : DataFrame
         ``results/doseresponse/comparisons.csv`` with ``cell_line``,
         ``numerator``, ``denominator``, ``ratio``, ``lower``, ``upper``, ``p``
-        (``drug`` optional).
+        (``drug`` optional). A replicate-level table also has ``test``,
+        ``n_replicates_numerator``, ``n_replicates_denominator``,
+        ``p_adjusted``, ``multiplicity``, ``family`` and ``conf_level``: the
+        test, the replicates and the adjusted p (labelled as adjusted) are
+        stated; an old (well-level) table gives its p as unadjusted.
+    conf_level : float
+        Level of the CIs when the table has no ``conf_level`` column.
+    family : str, optional
+        Only the rows of this ``family`` (``"fig1"``, ``"fig3"``) when the
+        table has that column.
     """
+    if family is not None and "family" in comparisons.columns:
+        comparisons = comparisons[comparisons["family"].astype(str) == family]
     if comparisons.empty:
         return ""
-    parts = [
-        f"{row['cell_line']} {row['numerator']} / {row['denominator']} "
-        + format_ci(row["ratio"], row["lower"], row["upper"], 2, conf_level)
-        + f", {format_p(row['p'])}"
-        for _, row in comparisons.iterrows()
-    ]
+    replicate_level = "p_adjusted" in comparisons.columns
+    if "conf_level" in comparisons.columns:
+        conf_level = float(comparisons["conf_level"].iloc[0])
+    parts = []
+    for _, row in comparisons.iterrows():
+        text = f"{row['cell_line']} {row['numerator']} / {row['denominator']} " + format_ci(
+            row["ratio"], row["lower"], row["upper"], 2, conf_level
+        )
+        if replicate_level:
+            test = str(row.get("test", ""))
+            if test.startswith("paired") and pd.notna(row.get("n_pairs", np.nan)):
+                text += f", {test}, {int(row['n_pairs'])} replicate pairs"
+            elif pd.notna(row.get("n_replicates_numerator", np.nan)):
+                text += (
+                    f", {test}, {int(row['n_replicates_numerator'])} vs "
+                    f"{int(row['n_replicates_denominator'])} replicates"
+                )
+            text += ", " + format_p(
+                row["p_adjusted"], prefix=_adjusted_label(row.get("multiplicity", "none"))
+            )
+        else:
+            text += f", {format_p(row['p'])}"
+        parts.append(text)
     drug = f"{comparisons['drug'].iloc[0]} " if "drug" in comparisons.columns else ""
-    return f"{LEAD} {drug}IC50 ratio (relative ED50, delta-method CI): " + "; ".join(parts) + "."
+    if replicate_level:
+        method = str(comparisons["multiplicity"].iloc[0]) if "multiplicity" in comparisons else ""
+        what = (
+            "relative ED50; unit: biological replicate; test on log IC50; t CI on the log scale; "
+            + (f"{_adjusted_label(method)} within the figure's family" if method else "")
+        )
+        tail = (
+            " The well-level drc EDcomp ratios (wells as units) are the technical_* columns "
+            "of comparisons.csv."
+            if "technical_ratio" in comparisons.columns
+            else ""
+        )
+    else:
+        what = "relative ED50, delta-method CI; wells as units, unadjusted"
+        tail = ""
+    return f"{LEAD} {drug}IC50 ratio ({what}): " + "; ".join(parts) + "." + tail
 
 
 def image_qc_numbers(image_qc: pd.DataFrame) -> str:
@@ -373,24 +432,104 @@ def image_qc_numbers(image_qc: pd.DataFrame) -> str:
     return text + "."
 
 
+def excluded_plate_list(plate_qc: pd.DataFrame, action: str = "excluded") -> list[str]:
+    """``"<plate_id> (<reason>)"`` of each plate whose ``qc_action`` is `action`, in plate order."""
+    if plate_qc is None or plate_qc.empty or "qc_action" not in plate_qc.columns:
+        return []
+    rows = plate_qc[plate_qc["qc_action"].fillna("").astype(str).str.strip() == action]
+    rows = rows.sort_values("plate_id", kind="stable")
+    out = []
+    for _, row in rows.iterrows():
+        reason = str(row.get("flags", "") or "")
+        out.append(f"{row['plate_id']} ({reason if reason not in ('', 'nan') else 'failed QC'})")
+    return out
+
+
 def plate_qc_numbers(plate_qc: pd.DataFrame, fits: pd.DataFrame | None, min_z_prime) -> str:
-    """Z'-factor over treated plates, plates flagged, outlier wells left out of the fits."""
+    """Z'-factor over treated plates (by reference), signal window, the plates excluded or
+    flagged by QC (by id, with the reason), outlier wells left out of the fits."""
     if plate_qc.empty:
         return ""
-    z = pd.to_numeric(plate_qc["z_prime"], errors="coerce").dropna()
-    passed = plate_qc["qc_pass"].astype(str).str.lower().isin(["true", "1"])
+    z = pd.to_numeric(plate_qc["z_prime"], errors="coerce")
     text = f"{LEAD} {len(plate_qc)} plates"
-    if len(z):
+    finite = z.dropna()
+    if len(finite):
         text += (
-            f"; Z'-factor of the {len(z)} treated plates median {z.median():.2f}"
-            f" (range {z.min():.2f} to {z.max():.2f})"
+            f"; Z'-factor of the {len(finite)} treated plates median {finite.median():.2f}"
+            f" (range {finite.min():.2f} to {finite.max():.2f})"
         )
         if min_z_prime is not None:
-            text += f", {int((z < float(min_z_prime)).sum())} below {float(min_z_prime):g}"
-    text += f"; {int((~passed).sum())} plate(s) flagged by plate QC"
+            text += f", {int((finite < float(min_z_prime)).sum())} below {float(min_z_prime):g}"
+        if "z_prime_reference" in plate_qc.columns:
+            ref = plate_qc.loc[z.notna(), "z_prime_reference"].fillna("blank").astype(str)
+            counts = ref.value_counts()
+            text += (
+                " (reference: "
+                + ", ".join(
+                    f"{counts[k]} {'kill control' if k == 'kill' else k}"
+                    for k in sorted(counts.index)
+                )
+                + ")"
+            )
+    if "signal_window" in plate_qc.columns:
+        sw = pd.to_numeric(plate_qc["signal_window"], errors="coerce").dropna()
+        if len(sw):
+            text += (
+                f"; signal window median {sw.median():.1f} (range {sw.min():.1f} to {sw.max():.1f})"
+            )
+    if "qc_action" in plate_qc.columns:
+        excluded = excluded_plate_list(plate_qc, "excluded")
+        flagged = excluded_plate_list(plate_qc, "flagged")
+        text += f"; {len(excluded)} plate(s) excluded from every fit" + (
+            ": " + ", ".join(excluded) if excluded else ""
+        )
+        if flagged:
+            text += f"; {len(flagged)} flagged and kept: " + ", ".join(flagged)
+    else:
+        passed = _is_true(plate_qc["qc_pass"]) if "qc_pass" in plate_qc else True
+        text += f"; {int((~passed).sum())} plate(s) flagged by plate QC"
     if fits is not None and not fits.empty and "n_outliers" in fits:
         n_out = int(pd.to_numeric(fits["n_outliers"], errors="coerce").fillna(0).sum())
         text += f"; {n_out} outlier well(s) left out of {len(fits)} curve fit(s)"
+    return text + "."
+
+
+def metrics_numbers(by_replicate: pd.DataFrame, drug: str | None = None) -> str:
+    """Replicate fits behind fig S10: absolute IC50 reached or not, GR metrics available or not.
+
+    Parameters
+    ----------
+    by_replicate : DataFrame
+        ``fits_by_replicate.csv`` (``cell_line, condition, drug, replicate,
+        ic50_abs_reached`` and ``gr_max`` when time-zero plates exist).
+    drug : str, optional
+        Only this drug's fits (default: every drug in the table).
+    """
+    if drug is not None and "drug" in by_replicate.columns:
+        by_replicate = by_replicate[by_replicate["drug"].astype(str) == drug]
+    if by_replicate.empty:
+        return ""
+    n = len(by_replicate)
+    text = f"{LEAD} {n} replicate fits"
+    if "ic50_abs_reached" in by_replicate.columns:
+        missed = by_replicate[~_is_true(by_replicate["ic50_abs_reached"]).to_numpy()]
+        text += f"; absolute IC50 reached in {n - len(missed)}"
+        if len(missed):
+            groups = missed.groupby(["cell_line", "condition"], sort=True).size()
+            text += (
+                " (not reached: "
+                + ", ".join(f"{line} {condition} {k}" for (line, condition), k in groups.items())
+                + ")"
+            )
+    gr = (
+        pd.to_numeric(by_replicate.get("gr_max"), errors="coerce")
+        if "gr_max" in by_replicate
+        else None
+    )
+    if gr is not None and gr.notna().any():
+        text += f"; GR metrics from time-zero plates in {int(gr.notna().sum())} fits"
+    else:
+        text += "; no time-zero plates: GR metrics not available"
     return text + "."
 
 
