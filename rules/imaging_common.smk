@@ -175,9 +175,9 @@ def orthogonal_field():
     is a z-stack); null: no orthogonal panel.
     """
     image_id = IMAGING.get("orthogonal_image")
-    if not image_id:
+    rows = if_rows() if image_id else {}
+    if not rows:  # no such key, or no IF rows: the IF figures are not made
         return None
-    rows = if_rows()
     if image_id not in rows:
         raise InputError(
             config.get("images") or _config_name,

@@ -46,8 +46,8 @@ def full_study(tmp_path_factory):
     Inputs (tests.workflow.copy_demo_inputs, in their own folder shared by
     every full-study run): the demo cohort and plates as they are, the images
     sheet reduced to field 1 of every IF condition x replicate, the demo's
-    four QC-failure fields and every IHC tile. Every stage runs and all 14
-    figures of the paper are made.
+    four QC-failure fields, its four z-stack fields and every IHC tile. Every
+    stage runs and every figure and table of the paper is made.
 
     Returns a namespace: ``directory`` (the run), ``inputs`` (write_config
     keyword arguments), ``inputs_dir`` and ``input_checksums`` (sha256 of

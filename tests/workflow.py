@@ -73,18 +73,21 @@ def snakemake(directory, *args, config=None):
     return subprocess.run(command, capture_output=True, text=True, cwd=directory)
 
 
-def demo_sheet_rows(fields=("1",), bad_fields=True):
+def demo_sheet_rows(fields=("1",), bad_fields=True, zstacks=True):
     """Rows of the demo images sheet: IF fields `fields` of every condition x
-    replicate (plus the demo's QC failures when `bad_fields`) and every IHC tile.
+    replicate (plus the demo's QC failures when `bad_fields` and its z-stack
+    fields when `zstacks`) and every IHC tile.
 
-    The QC failures (saturated, out of focus) are the ones listed in the demo
-    truth (resources/demo/truth/if_truth.json), so a reduced study still
-    exercises the image QC.
+    The QC failures (saturated, out of focus) and the z-stacks are the ones
+    listed in the demo truth (resources/demo/truth/if_truth.json), so a
+    reduced study still exercises the image QC and the z-stack path, and the
+    demo config's ``imaging.orthogonal_image`` (a z-stack) is in the sheet.
     """
-    bad = set()
-    if bad_fields:
-        with open(DEMO / "truth" / "if_truth.json") as stream:
-            bad = {field["image_id"] for field in json.load(stream)["bad_fields"]}
+    with open(DEMO / "truth" / "if_truth.json") as stream:
+        truth = json.load(stream)
+    extra = {field["image_id"] for field in truth["bad_fields"]} if bad_fields else set()
+    if zstacks:
+        extra |= {field["image_id"] for field in truth["zstack_fields"]}
     with open(DEMO / "images.tsv", newline="") as stream:
         reader = csv.DictReader(stream, delimiter="\t")
         header = reader.fieldnames
@@ -92,13 +95,13 @@ def demo_sheet_rows(fields=("1",), bad_fields=True):
             row
             for row in reader
             if row["assay"] == "IHC"
-            or row["image_id"] in bad
+            or row["image_id"] in extra
             or row["image_id"].rsplit("_f", 1)[1] in fields
         ]
     return header, rows
 
 
-def copy_demo_inputs(directory, fields=("1",), bad_fields=True):
+def copy_demo_inputs(directory, fields=("1",), bad_fields=True, zstacks=True):
     """Copy the demo inputs to `directory`: cohort.csv and plates.csv as they
     are, and images.tsv reduced to :func:`demo_sheet_rows` with its images
     (the sheet's paths stay relative to its folder, as the reader requires).
@@ -110,7 +113,7 @@ def copy_demo_inputs(directory, fields=("1",), bad_fields=True):
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("cohort.csv", "plates.csv"):
         shutil.copyfile(DEMO / name, directory / name)
-    header, rows = demo_sheet_rows(fields, bad_fields)
+    header, rows = demo_sheet_rows(fields, bad_fields, zstacks)
     for row in rows:
         target = directory / row["path"]
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -145,6 +145,10 @@ def image_qc_table(records, focus_outlier_k: float) -> pd.DataFrame:
         channel = qc.get("segmentation_channel", HER2_ITSELF)
         row["segmentation_channel"] = _OLD_CHANNEL_NAMES.get(channel, channel)
         row["membrane_marker"] = row["segmentation_channel"] != HER2_ITSELF
+        row["z_planes"] = int(qc.get("z_planes", 1))
+        row["z_step_um"] = qc.get("z_step_um")
+        row["focus_plane"] = int(qc.get("focus_plane", 0))
+        row["z_plane_spread"] = float(qc.get("z_plane_spread", 0.0))
         row["focus_score"] = qc["focus_score"]["nuclear"]
         for channel, fraction in sorted(qc["saturated_fraction"].items()):
             row[f"saturated_fraction_{channel}"] = fraction
