@@ -15,9 +15,10 @@ import numpy as np
 
 from sepher.figures.ihc_plots import central_field, representative_tiles
 from sepher.figures.imaging_plots import choose_representative, field_rgb
-from sepher.imaging import read_image
 from sepher.imaging.field import read_labels
+from sepher.imaging.io import read_stack
 from sepher.imaging.qc import CELL_FLAGS
+from sepher.imaging.zstack import focus_plane
 
 __all__ = [
     "MAX_FLAGGED_SHOWN",
@@ -42,7 +43,12 @@ def load_field(spec: dict) -> dict:
         ``pixel_size_um``, ``her2_channel``, ``nuclear_channel`` and the
         label files (:func:`sepher.imaging.field.read_labels`).
     """
-    image, pixel_size_um = read_image(spec["file"], pixel_size_um=spec["pixel_size_um"])
+    stack, pixel_size_um, _ = read_stack(
+        spec["file"], pixel_size_um=spec["pixel_size_um"], require_z_step=False
+    )
+    # a z-stack field is shown at its in-focus (mid-nuclear) plane
+    plane = focus_plane(stack[spec["nuclear_channel"]]) if stack.shape[1] > 1 else 0
+    image = stack[:, plane]
     return {
         "her2": image[spec["her2_channel"]],
         "nuclear": image[spec["nuclear_channel"]],
