@@ -12,8 +12,8 @@ from sepher.io.samplesheet import (
 )
 
 HEADER = list(SHEET_COLUMNS)
-IF_ROW = ["IF_a", "a.tif", "IF", "0.65", "SKBR3", "T-R", "1", "0", "1", "", "", ""]
-IHC_ROW = ["IHC_b", "b.tif", "IHC", "0.5", "", "", "", "", "", "", "P01", "pre"]
+IF_ROW = ["IF_a", "a.tif", "IF", "0.65", "SKBR3", "T-R", "1", "0", "1", "", "", "", ""]
+IHC_ROW = ["IHC_b", "b.tif", "IHC", "0.5", "", "", "", "", "", "", "P01", "pre", ""]
 
 
 def write_sheet(tmp_path, rows, header=HEADER):
@@ -154,3 +154,20 @@ def test_blank_ihc_value(tmp_path, column):
     error = error_of(write_sheet(tmp_path, [only(IHC_HEADER, IHC_ROW), row], IHC_HEADER))
     assert (error.column, error.value) == (column, "")
     assert str(error.row) == "2 (image_id IHC_c)"
+
+
+@pytest.mark.parametrize("value, expected", [("", ""), ("2+", "2+"), ("3", "3+"), ("0", "0")])
+def test_reference_score_is_optional_and_normalised(tmp_path, value, expected):
+    row = list(IHC_ROW)
+    row[HEADER.index("reference_score")] = value
+    table = read_sample_sheet(write_sheet(tmp_path, [row]), assay="IHC")
+    assert table["reference_score"].iloc[0] == expected
+
+
+def test_bad_reference_score_names_row_column_value(tmp_path):
+    row = list(IHC_ROW)
+    row[HEADER.index("reference_score")] = "4+"
+    error = error_of(write_sheet(tmp_path, [row]))
+    text = str(error)
+    assert (error.column, error.value) == ("reference_score", "4+")
+    assert "0, 1+, 2+ or 3+" in text and str(error.row).startswith("1")

@@ -18,10 +18,14 @@ from sepher.io.identifiers import check_pseudonymous_ids
 COMMON_COLUMNS = ("image_id", "path", "assay", "pixel_size_um")
 IF_COLUMNS = ("cell_line", "condition", "replicate", "her2_channel", "nuclear_channel")
 IHC_COLUMNS = ("patient_id", "timepoint")
+#: Optional IHC column: the pathologist's ASCO/CAP score of the image (or the
+#: known score of a control tile), 0 / 1+ / 2+ / 3+; blank = not scored.
+REFERENCE_COLUMN = "reference_score"
+REFERENCE_SCORES = ("0", "1+", "2+", "3+")
 #: Column order of the sheet: IF rows use the first ten, IHC rows the common
-#: four and the last two (blank = not applicable).
+#: four and the last three (blank = not applicable).
 IF_SHEET_COLUMNS = COMMON_COLUMNS + IF_COLUMNS + ("membrane_channel",)
-SHEET_COLUMNS = IF_SHEET_COLUMNS + IHC_COLUMNS
+SHEET_COLUMNS = IF_SHEET_COLUMNS + IHC_COLUMNS + (REFERENCE_COLUMN,)
 ASSAYS = ("IF", "IHC")
 TIMEPOINTS = ("pre", "post")
 
@@ -235,6 +239,22 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
                     table.at[index, "image_id"],
                 )
             table.at[index, "timepoint"] = value
+        if REFERENCE_COLUMN not in table.columns:
+            table[REFERENCE_COLUMN] = ""
+        for index in ihc_rows:
+            value = table.at[index, REFERENCE_COLUMN]
+            score = value.replace(" ", "")
+            score = score + "+" if score in ("1", "2", "3") else score
+            if value and score not in REFERENCE_SCORES:
+                _fail(
+                    file,
+                    index,
+                    REFERENCE_COLUMN,
+                    value,
+                    "an ASCO/CAP score 0, 1+, 2+ or 3+ (or blank: not scored)",
+                    table.at[index, "image_id"],
+                )
+            table.at[index, REFERENCE_COLUMN] = score
         check_pseudonymous_ids(
             table.loc[ihc_rows, "patient_id"],
             file,
