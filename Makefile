@@ -9,6 +9,7 @@ FIGURES := fig1_dose_response fig2_her2_localisation fig3_sequential_exposure \
 	table1_characteristics table2_cox figS1_segmentation_qc figS2_dose_response_qc \
 	figS3_ph_diagnostics figS4_tdm1_by_line figS5_os_from_tdm1 figS6_iptw_balance \
 	figS7_propensity_overlap figS8_subgroups figS9_later_lines figS10_dose_response_metrics \
+	figS11_ihc_calibration \
 	table3_response
 
 .PHONY: demo test test-fast venv demo-data bench scale lint format dryrun clean slurm-test

@@ -24,15 +24,41 @@ IHC_TILES = {
         "patient_id": str(IHC_SHEET.at[image_id, "patient_id"]),
         "timepoint": str(IHC_SHEET.at[image_id, "timepoint"]),
         "pixel_size_um": float(IHC_SHEET.at[image_id, "pixel_size_um"]),
+        "reference_score": str(IHC_SHEET.at[image_id, "reference_score"]),
+        "roi_geojson": str(IHC_SHEET.at[image_id, "roi_geojson"]),
     }
     for image_id in IHC_IDS
 }
+# ihc.calibration: reference fits the intensity thresholds on the rows with a
+# reference_score and applies them to every tile (rule ihc_calibration).
+IHC_CALIBRATE = IHC["calibration"] == "reference"
+if IHC_IDS and IHC_CALIBRATE:
+    _references = [t["reference_score"] for t in IHC_TILES.values() if t["reference_score"]]
+    if len(_references) < 4 or len(set(_references)) < 2:
+        raise InputError(
+            config["images"],
+            "at least 4 IHC rows with a reference_score, covering at least 2 different "
+            "scores, for ihc.calibration: reference (found "
+            f"{len(_references)} rows, scores {sorted(set(_references)) or 'none'})",
+            column="reference_score",
+            hint="Score more reference images, or set ihc.calibration: none "
+            "(literature thresholds).",
+        )
+# Stage-level keys of the ihc section (the rest are sepher.ihc.IHCParams).
+IHC_STAGE_KEYS = (
+    "stain_estimation",
+    "asco_cap_cutoff_pct",
+    "intense_minority_min_pct",
+    "ultralow_min_pct",
+    "calibration",
+    "calibration_bootstrap",
+    "calibration_seed",
+)
 # sepher.ihc.IHCParams from the config section (stage-level keys left out).
 IHC_SCORING = {
     key: value
     for key, value in IHC.items()
-    if key not in ("stain_estimation", "asco_cap_cutoff_pct")
-    and not key.startswith("figure_")
+    if key not in IHC_STAGE_KEYS and not key.startswith("figure_")
 } | {"estimate_stains": IHC["stain_estimation"] == "macenko"}
 
 
@@ -40,6 +66,7 @@ rule ihc_score_tile:
     """One H-DAB tile: nuclei, cells, membrane bands, per-cell HER2 class."""
     input:
         image=lambda wildcards: IHC_SHEET.at[wildcards.image_id, "file"],
+        roi=lambda wildcards: IHC_TILES[wildcards.image_id]["roi_geojson"] or [],
         lib=library_of("ihc_score_tile.py"),
     output:
         cells="results/imaging/ihc_tiles/{image_id}_cells.csv",
@@ -67,10 +94,40 @@ rule ihc_score_tile:
         "../scripts/ihc_score_tile.py"
 
 
+rule ihc_calibration:
+    """Fit the membrane intensity thresholds on the tiles with a reference score
+    (pathologist's or control score), with bootstrap CIs and cross-validated agreement."""
+    input:
+        cells=ihc_tile_cells,
+        lib=library_of("ihc_calibration.py"),
+    output:
+        table="results/imaging/ihc_calibration.csv",
+        thresholds="results/imaging/ihc_thresholds.json",
+    log:
+        "results/logs/ihc/calibration.log",
+    benchmark:
+        "results/benchmarks/ihc/calibration.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        tiles=list(IHC_TILES.values()),
+        scoring=IHC_SCORING,
+        cutoff_pct=IHC["asco_cap_cutoff_pct"],
+        intense_minority_min_pct=IHC["intense_minority_min_pct"],
+        n_boot=IHC["calibration_bootstrap"],
+        seed=IHC["calibration_seed"],
+    script:
+        "../scripts/ihc_calibration.py"
+
+
 rule ihc_biopsies:
     """Pool the tiles of each biopsy: per-cell table, ASCO/CAP scores, pre/post changes."""
     input:
         cells=ihc_tile_cells,
+        thresholds=rules.ihc_calibration.output.thresholds if IHC_CALIBRATE else [],
         lib=library_of("ihc_biopsies.py"),
     output:
         cells="results/imaging/ihc_cells.csv",
@@ -88,7 +145,10 @@ rule ihc_biopsies:
         runtime=5,
     params:
         tiles=list(IHC_TILES.values()),
+        scoring=IHC_SCORING,
         cutoff_pct=IHC["asco_cap_cutoff_pct"],
+        intense_minority_min_pct=IHC["intense_minority_min_pct"],
+        ultralow_min_pct=IHC["ultralow_min_pct"],
     script:
         "../scripts/ihc_biopsies.py"
 
@@ -123,6 +183,33 @@ rule fig4_biopsies:
         "../scripts/fig_biopsies.py"
 
 
+rule figS11_ihc_calibration:
+    """IHC threshold calibration: reference images' membrane DAB by score, fitted
+    thresholds with CIs, cross-validated confusion matrix."""
+    input:
+        table=rules.ihc_calibration.output.table,
+        thresholds=rules.ihc_calibration.output.thresholds,
+        cells=ihc_tile_cells,
+        style=HOUSE_STYLE,
+        lib=library_of("fig_ihc_calibration.py"),
+    output:
+        **figure_outputs("figS11_ihc_calibration", "Biopsies", "Fig. S11"),
+    log:
+        figure_log("figS11_ihc_calibration"),
+    benchmark:
+        figure_benchmark("figS11_ihc_calibration")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        tiles=list(IHC_TILES.values()),
+        simulated=config["simulated"],
+    script:
+        "../scripts/fig_ihc_calibration.py"
+
+
 # A sheet without IHC rows makes no IHC figure or table.
 if IHC_IDS:
     FIGURES.update({"fig4_biopsies": "images"})
@@ -133,3 +220,6 @@ if IHC_IDS:
             rules.ihc_biopsies.output.paired,
         ]
     )
+if IHC_IDS and IHC_CALIBRATE:
+    FIGURES.update({"figS11_ihc_calibration": "images"})
+    TABLES["images"].append(rules.ihc_calibration.output.table)

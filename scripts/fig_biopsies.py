@@ -1,4 +1,5 @@
-"""Rule fig4_biopsies: IHC tiles and paired pre/post biopsy scores per patient."""
+"""Rule fig4_biopsies: brightfield IHC tiles with class outlines and paired pre/post
+biopsy scores per patient (ASCO/CAP 2018 and 2023 categories, standard H-score)."""
 
 import pandas as pd
 

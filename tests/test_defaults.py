@@ -185,6 +185,9 @@ DEMO_SPECIFIC = {
     "0 (already subtracted) is the safe default for other images",
     "imaging.orthogonal_image": "one of the demo's z-stack fields; a study names its own "
     "(null: no orthogonal panel)",
+    "ihc.calibration": "half the demo's biopsies carry a reference_score, so the demo shows "
+    "the calibration (fig S11); a study without reference scores uses the literature "
+    "thresholds",
 }
 
 
@@ -232,6 +235,11 @@ IHC_FIELDS = {
 IHC_STAGE_KEYS = {
     "stain_estimation",
     "asco_cap_cutoff_pct",
+    "intense_minority_min_pct",
+    "ultralow_min_pct",
+    "calibration",
+    "calibration_bootstrap",
+    "calibration_seed",
     "figure_field_um",
     "figure_scale_bar_um",
 }
@@ -433,6 +441,19 @@ KEYWORDS = {
     ("sepher.ihc.biopsy", "score_biopsies", "cutoff_pct"): "ihc.asco_cap_cutoff_pct",
     ("sepher.ihc.biopsy", "score_biopsy", "cutoff_pct"): "ihc.asco_cap_cutoff_pct",
     ("sepher.ihc.biopsy", "asco_cap_category", "cutoff_pct"): "ihc.asco_cap_cutoff_pct",
+    ("sepher.ihc.biopsy", "score_biopsies", "intense_minority_min_pct"): (
+        "ihc.intense_minority_min_pct"
+    ),
+    ("sepher.ihc.biopsy", "score_biopsies", "ultralow_min_pct"): "ihc.ultralow_min_pct",
+    ("sepher.ihc.biopsy", "score_biopsy", "intense_minority_min_pct"): (
+        "ihc.intense_minority_min_pct"
+    ),
+    ("sepher.ihc.biopsy", "score_biopsy", "ultralow_min_pct"): "ihc.ultralow_min_pct",
+    ("sepher.ihc.rules", "classify_cells", "weak"): "ihc.weak",
+    ("sepher.ihc.rules", "classify_cells", "moderate"): "ihc.moderate",
+    ("sepher.ihc.rules", "classify_cells", "strong"): "ihc.strong",
+    ("sepher.ihc.rules", "classify_cells", "complete_fraction"): "ihc.complete_fraction",
+    ("sepher.ihc.rules", "classify_cells", "max_fraction_for_0"): "ihc.max_fraction_for_0",
     ("sepher.figures.ihc_plots", "plot_biopsies", "scale_bar_um"): "ihc.figure_scale_bar_um",
     ("sepher.figures.ihc_plots", "plot_biopsies", "cutoff_pct"): "ihc.asco_cap_cutoff_pct",
     ("sepher.figures.ihc_plots", "plot_biopsies", "simulated"): "simulated",
@@ -474,7 +495,7 @@ NOT_CONFIG = {
     ("sepher.survival.stage", "cox_tables"): set(),
     ("sepher.ihc.scoring", "classify_cells"): set(),
     ("sepher.ihc.biopsy", "score_biopsies"): {"by"},
-    ("sepher.figures.ihc_plots", "plot_biopsies"): {"dab_max_od", "width_mm"},
+    ("sepher.figures.ihc_plots", "plot_biopsies"): {"width_mm"},
 }
 
 

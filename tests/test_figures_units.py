@@ -223,6 +223,7 @@ def test_condition_colours_stay_apart_for_a_deuteranope():
         style.CONDITION_COLOURS,
         style.PATIENT_GROUP_COLOURS,
         style.BIOPSY_COLOURS,
+        style.HER2_CLASS_COLOURS,
     ]
     for family in families:
         for (a, ca), (b, cb) in itertools.combinations(family.items(), 2):

@@ -103,10 +103,10 @@ def reference(full_study):
 
 
 def test_whole_study_is_made(full_study, reference):
-    """Every stage ran: 21 figures and tables (PDF, PNG), each stage's tables, the report."""
+    """Every stage ran: 22 figures and tables (PDF, PNG), each stage's tables, the report."""
     kinds = by_kind([f"file: {p}" for p in reference])
     print(f"fixture run: {full_study.seconds:.0f} s with --cores 2; result files {kinds}")
-    assert len(figure_ids()) == 21
+    assert len(figure_ids()) == 22
     assert full_study.report.stat().st_size > 100_000
 
 

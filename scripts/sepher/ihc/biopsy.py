@@ -1,21 +1,45 @@
-"""Per-biopsy HER2 scores (ASCO/CAP 2018, H-score) and paired pre/post changes.
+"""Per-biopsy HER2 scores (ASCO/CAP 2018 and 2023, standard H-score) and paired changes.
 
-ASCO/CAP 2018 (Wolff et al., J Clin Oncol 2018;36:2105), on invasive tumour
-cells:
+All numbers are over the invasive tumour cells of a biopsy (its tiles
+pooled), from the per-cell table of :func:`~sepher.ihc.score_image` and the
+per-cell rules of :func:`sepher.ihc.rules.classify_cells`:
 
-* **3+** (positive): complete, intense, circumferential membrane staining
-  in > 10 % of tumour cells;
-* **2+** (equivocal): weak-to-moderate complete membrane staining in
-  > 10 % of tumour cells;
-* **1+** (negative): incomplete, faint / barely perceptible membrane
-  staining in > 10 % of tumour cells;
-* **0** (negative): no staining, or staining in <= 10 % of tumour cells.
+* ``pct_faint``, ``pct_weak_moderate``, ``pct_intense``: percent of cells at
+  membrane intensity level 1, 2, 3 (``membrane_intensity_level``);
+* ``h_score``: the standard H-score, 1 x %faint + 2 x %weak-to-moderate +
+  3 x %intense (0-300; McCarty et al., Arch Pathol Lab Med 1985;109:716),
+  membrane intensity only, not gated on completeness;
+* ``pct_complete``: complete membrane staining (completeness >=
+  ``complete_fraction`` at level >= 1), split into
+  ``pct_complete_weak_moderate`` and ``pct_complete_intense``;
+* ``pct_unusual_pattern``: moderate-to-intense but incomplete staining;
+* ``pct_any_staining``: cells of ASCO/CAP class >= 1 (any membrane
+  staining over more than ``max_fraction_for_0`` of the circumference);
+* ``pct_0`` .. ``pct_3`` (and counts ``n_0`` .. ``n_3``): the per-cell
+  ASCO/CAP classes.
 
-The rule is applied cumulatively on the per-cell classes
-(:func:`~sepher.ihc.classify_cells`): 3+ when the 3+ cells exceed 10 %; else
-2+ when the complete cells (2+ or 3+) exceed 10 %; else 1+ when the stained
-cells (1+ or more) exceed 10 %; else 0. H-score = 1 x %1+ + 2 x %2+ +
-3 x %3+ (0-300; McCarty et al. 1985).
+ASCO/CAP 2018 category (Wolff et al., J Clin Oncol 2018;36:2105;
+:func:`sepher.ihc.rules.asco_cap_2018`), the first rule that holds:
+
+* **3+** (positive): complete, intense membrane staining in > 10 %;
+* **2+** (equivocal): complete weak-to-moderate (or stronger) staining in
+  > 10 %; or complete intense staining present (>=
+  ``intense_minority_min_pct``, 1 %) but in <= 10 %; or the unusual pattern
+  (moderate-to-intense incomplete) in > 10 %;
+* **1+** (negative): incomplete, faint / barely perceptible staining in
+  > 10 %;
+* **0** (negative): no staining, or such staining in <= 10 %.
+
+``asco_cap_rule`` names the rule that decided. 2023 reporting (Wolff et
+al., Arch Pathol Lab Med 2023;147:993; :func:`sepher.ihc.rules.her2_2023`):
+3+ HER2-positive; 2+ HER2-equivocal (reflex ISH, ``reflex_ish`` True); 1+
+HER2-low; 0 with faint / incomplete staining in >= ``ultralow_min_pct``
+(1 %) and <= 10 % of cells HER2-ultralow (DESTINY-Breast06), else
+HER2-null.
+
+Older cells tables without ``membrane_intensity_level`` are scored with the
+per-cell class standing in for the intensity level (their H-score is then
+1 x %1+ + 2 x %2+ + 3 x %3+ as before).
 """
 
 from __future__ import annotations
@@ -24,6 +48,12 @@ import numpy as np
 import pandas as pd
 
 from sepher.errors import InputError
+from sepher.ihc.rules import (
+    ASCO_CAP_LABELS,
+    asco_cap_2018,
+    her2_2023,
+    standard_h_score,
+)
 
 __all__ = [
     "ASCO_CAP_LABELS",
@@ -33,14 +63,15 @@ __all__ = [
     "score_biopsy",
 ]
 
-#: Printed ASCO/CAP categories by integer score.
-ASCO_CAP_LABELS = ("0", "1+", "2+", "3+")
-
 
 def asco_cap_category(
     pct_1plus_or_more: float, pct_2plus_or_more: float, pct_3plus: float, cutoff_pct: float = 10.0
 ) -> int:
-    """ASCO/CAP 2018 IHC category (0-3) from cumulative class percentages.
+    """ASCO/CAP 2018 main-rule category (0-3) from cumulative class percentages.
+
+    The three main rules only (no intense minority, no unusual pattern; see
+    :func:`sepher.ihc.rules.asco_cap_2018` for the full rule set that
+    :func:`score_biopsy` applies).
 
     Parameters
     ----------
@@ -63,26 +94,48 @@ def asco_cap_category(
     return 0
 
 
-def score_biopsy(cells: pd.DataFrame, cutoff_pct: float = 10.0) -> dict:
+def _percent(mask: np.ndarray, n: int) -> float:
+    return float(100.0 * np.count_nonzero(mask) / n) if n else float("nan")
+
+
+def score_biopsy(
+    cells: pd.DataFrame,
+    cutoff_pct: float = 10.0,
+    *,
+    intense_minority_min_pct: float = 1.0,
+    ultralow_min_pct: float = 1.0,
+) -> dict:
     """Scores of one biopsy from its cells (all tiles pooled).
 
     Parameters
     ----------
     cells : DataFrame
         Per-cell table with ``her2_class`` (0-3) and optionally ``tumour``
-        (bool; only tumour cells are scored) and ``complete`` (bool; default
-        ``her2_class >= 2``).
+        (bool; only tumour cells are scored), ``membrane_intensity_level``
+        (0-3; default, and for NaN rows, ``her2_class``), ``complete``
+        (bool; default ``her2_class >= 2``) and ``unusual_pattern`` (bool;
+        default class 1 at level >= 2).
     cutoff_pct : float, default 10.0
         ASCO/CAP percentage cut-off.
+    intense_minority_min_pct : float, default 1.0
+        Least percent of complete intense cells that makes a biopsy 2+
+        below the cut-off (:func:`sepher.ihc.rules.asco_cap_2018`).
+    ultralow_min_pct : float, default 1.0
+        Least percent of stained cells that makes an IHC 0 biopsy
+        HER2-ultralow (:func:`sepher.ihc.rules.her2_2023`).
 
     Returns
     -------
     dict
         ``n_cells`` (all detected), ``n_tumour_cells``, ``n_0`` .. ``n_3``,
-        ``pct_0`` .. ``pct_3`` (percent of tumour cells), ``pct_complete``
-        (complete membrane staining), ``h_score`` (0-300), ``asco_cap``
-        (0-3) and ``asco_cap_label`` ("0", "1+", "2+", "3+"). Percentages
-        and H-score are NaN without tumour cells (category 0).
+        ``pct_0`` .. ``pct_3`` (per-cell classes, percent of tumour cells),
+        ``pct_complete``, ``h_score`` (standard, 0-300), ``asco_cap`` (0-3),
+        ``asco_cap_label`` ("0", "1+", "2+", "3+"), ``pct_faint``,
+        ``pct_weak_moderate``, ``pct_intense``, ``pct_complete_intense``,
+        ``pct_complete_weak_moderate``, ``pct_unusual_pattern``,
+        ``pct_any_staining``, ``asco_cap_rule``, ``her2_2023`` and
+        ``reflex_ish`` (2+). Percentages and H-score are NaN without tumour
+        cells (category 0, HER2-null).
     """
     if "her2_class" not in cells:
         raise ValueError("cells table needs a 'her2_class' column")
@@ -90,33 +143,58 @@ def score_biopsy(cells: pd.DataFrame, cutoff_pct: float = 10.0) -> dict:
     classes = cells["her2_class"].to_numpy()[tumour].astype(int)
     if np.any((classes < 0) | (classes > 3)):
         raise ValueError("her2_class must be 0, 1, 2 or 3")
+    if "membrane_intensity_level" in cells:
+        levels = cells["membrane_intensity_level"].to_numpy(np.float64)[tumour]
+        levels = np.where(np.isnan(levels), classes, levels).astype(int)
+        if np.any((levels < 0) | (levels > 3)):
+            raise ValueError("membrane_intensity_level must be 0, 1, 2 or 3")
+    else:
+        levels = classes
     if "complete" in cells:
         complete = cells["complete"].to_numpy(bool)[tumour]
     else:
         complete = classes >= 2
+    if "unusual_pattern" in cells:
+        unusual = cells["unusual_pattern"].to_numpy(bool)[tumour]
+    else:
+        unusual = (classes == 1) & (levels >= 2)
     n = int(tumour.sum())
     counts = np.bincount(classes, minlength=4)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pct = 100.0 * counts / n if n else np.full(4, np.nan)
-        pct_complete = 100.0 * complete.sum() / n if n else np.nan
-    h_score = float(pct[1] + 2 * pct[2] + 3 * pct[3])
-    category = asco_cap_category(pct[1:].sum(), pct[2:].sum(), pct[3], cutoff_pct) if n else 0
+    pct = {
+        "pct_faint": _percent(levels == 1, n),
+        "pct_weak_moderate": _percent(levels == 2, n),
+        "pct_intense": _percent(levels == 3, n),
+        "pct_complete_intense": _percent(complete & (levels == 3), n),
+        "pct_complete_weak_moderate": _percent(complete & (levels == 2), n),
+        "pct_unusual_pattern": _percent(unusual, n),
+        "pct_any_staining": _percent(classes >= 1, n),
+    }
+    category, rule = asco_cap_2018(pct, cutoff_pct, intense_minority_min_pct)
     out = {"n_cells": int(len(cells)), "n_tumour_cells": n}
     out.update({f"n_{k}": int(counts[k]) for k in range(4)})
-    out.update({f"pct_{k}": float(pct[k]) for k in range(4)})
+    out.update({f"pct_{k}": _percent(classes == k, n) for k in range(4)})
     out.update(
         {
-            "pct_complete": float(pct_complete),
-            "h_score": h_score,
+            "pct_complete": _percent(complete, n),
+            "h_score": standard_h_score(levels),
             "asco_cap": int(category),
             "asco_cap_label": ASCO_CAP_LABELS[category],
+            **pct,
+            "asco_cap_rule": rule,
+            "her2_2023": her2_2023(category, pct["pct_any_staining"], ultralow_min_pct),
+            "reflex_ish": category == 2,
         }
     )
     return out
 
 
 def score_biopsies(
-    cells: pd.DataFrame, by=("patient_id", "timepoint"), cutoff_pct: float = 10.0
+    cells: pd.DataFrame,
+    by=("patient_id", "timepoint"),
+    cutoff_pct: float = 10.0,
+    *,
+    intense_minority_min_pct: float = 1.0,
+    ultralow_min_pct: float = 1.0,
 ) -> pd.DataFrame:
     """:func:`score_biopsy` for every biopsy (group of ``by`` columns).
 
@@ -127,6 +205,8 @@ def score_biopsies(
         the sample sheet).
     by : sequence of str, default ("patient_id", "timepoint")
         Columns identifying one biopsy; its tiles are pooled.
+    cutoff_pct, intense_minority_min_pct, ultralow_min_pct : float
+        :func:`score_biopsy` settings.
 
     Returns
     -------
@@ -141,7 +221,14 @@ def score_biopsies(
         row = dict(zip(by, key, strict=True))
         if "image_id" in group:
             row["n_images"] = int(group["image_id"].nunique())
-        row.update(score_biopsy(group, cutoff_pct))
+        row.update(
+            score_biopsy(
+                group,
+                cutoff_pct,
+                intense_minority_min_pct=intense_minority_min_pct,
+                ultralow_min_pct=ultralow_min_pct,
+            )
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -1,10 +1,27 @@
 """Per-cell HER2 membrane scoring of an H-DAB image (QuPath / ASCO-CAP manner).
 
-:func:`score_image` runs the whole chain on one RGB tile: optical density,
-colour deconvolution, tissue mask, nuclei, cells, membrane bands, tumour
-epithelium, per-cell membrane DAB measurements and the cell's HER2 class.
+:func:`score_image` runs the whole chain on one RGB tile: the glass level
+``I0`` per channel (:func:`~sepher.ihc.deconvolution.estimate_background`),
+optical density, colour deconvolution (fixed or per-image Macenko vectors,
+checked for plausibility), tissue mask, nuclei, tumour epithelium (without
+DAB), cells, membrane bands, per-cell membrane DAB measurements and the
+cell's HER2 class (:func:`sepher.ihc.rules.classify_cells`).
 
-Per-cell class (ASCO/CAP 2018 wording applied to one cell's membrane):
+Colour robustness (issue 16). A photomicrograph's white-balance cast and
+glass below 255 add OD everywhere; with ``I0`` measured on the image's own
+glass they vanish. What remains of a cast or diffuse cytoplasmic DAB, which
+no membrane HER2 explains, is removed per cell: ``membrane_dab_excess_od``
+is the membrane band's mean DAB minus the cell's interior reference, the
+mean DAB of its nucleus away from the cell edge (the image's median over
+tumour cells when that part of the nucleus is smaller than
+``MIN_REFERENCE_AREA_UM2``). The completeness sectors use the same
+subtraction, and the intensity thresholds ``weak`` / ``moderate`` /
+``strong`` apply to the excess.
+
+The older per-cell class of :func:`classify_cells` (kept for backward
+compatibility; :func:`score_image` now applies
+:func:`sepher.ihc.rules.classify_cells`), ASCO/CAP 2018 wording applied to
+one cell's membrane:
 
 * completeness = fraction of the membrane's circumference that is stained:
   the band is cut into ``n_sectors`` equal angular sectors around the cell
@@ -18,16 +35,11 @@ Per-cell class (ASCO/CAP 2018 wording applied to one cell's membrane):
 * **1+**: anything else that is stained: faint / barely perceptible or
   incomplete.
 
-Default OD thresholds ``weak`` 0.20, ``moderate`` 0.35, ``strong`` 0.65 and
-``complete_fraction`` 0.8 start from QuPath's positive-cell defaults
-(0.2 / 0.4 / 0.6 mean DAB OD for 1+ / 2+ / 3+) and were calibrated on the
-simulated demo biopsies, whose per-cell classes are known: there the
-membrane-band mean is ~0.08 for 0, ~0.2 for 1+, ~0.53 (5-95 %: 0.36-0.70)
-for 2+ and ~0.9 (0.69-1.09) for 3+ cells, and these values give every
-biopsy's ASCO/CAP category exactly with H-scores within 10 points
-(``tests/test_ihc_demo.py``). A band at a membrane-following (watershed)
-cell edge sees the membrane itself; with ``cell_method="expand"`` the band
-misses part of it and the thresholds would need lowering.
+Its default OD thresholds ``weak`` 0.20, ``moderate`` 0.35, ``strong`` 0.65
+(on the band mean, not the excess) started from QuPath's positive-cell
+defaults (0.2 / 0.4 / 0.6 mean DAB OD for 1+ / 2+ / 3+). A band at a
+membrane-following (watershed) cell edge sees the membrane itself; with
+``cell_method="expand"`` the band misses part of it.
 """
 
 from __future__ import annotations
@@ -38,7 +50,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from sepher.ihc import rules
 from sepher.ihc.deconvolution import (
+    estimate_background,
     estimate_stain_vectors,
     od_planes,
     stain_matrix,
@@ -53,11 +67,24 @@ from sepher.ihc.segmentation import (
     tumour_epithelium,
 )
 
-__all__ = ["TILE_PX", "IHCParams", "classify_cells", "measure_cells", "score_image", "tile_halo_um"]
+__all__ = [
+    "MIN_REFERENCE_AREA_UM2",
+    "TILE_PX",
+    "IHCParams",
+    "classify_cells",
+    "measure_cells",
+    "score_image",
+    "tile_halo_um",
+]
 
 #: Largest window edge (px, halo included) of the per-cell steps of
 #: :func:`score_image`: 1024 keeps a window's arrays within a few MB.
 TILE_PX = 1024
+
+#: Least area (um^2) of the nucleus part away from the cell edge that serves
+#: as a cell's interior DAB reference; smaller, and the image's median over
+#: tumour cells stands in.
+MIN_REFERENCE_AREA_UM2 = 4.0
 
 #: Per-cell table columns, in order.
 CELL_COLUMNS = (
@@ -73,9 +100,12 @@ CELL_COLUMNS = (
     "cytoplasm_dab_od_mean",
     "membrane_dab_od_mean",
     "membrane_dab_od_max",
+    "membrane_dab_excess_od",
     "membrane_completeness",
+    "membrane_intensity_level",
     "complete",
     "her2_class",
+    "unusual_pattern",
 )
 
 
@@ -85,12 +115,20 @@ class IHCParams:
 
     Attributes
     ----------
-    background_intensity : float
-        ``I0`` of :func:`~sepher.ihc.rgb_to_od` (255: QuPath default).
+    background : {"estimate", "fixed"}
+        ``"estimate"``: ``I0`` per RGB channel from each image's glass
+        (:func:`~sepher.ihc.deconvolution.estimate_background`), falling back
+        to ``background_intensity`` when under 1 % of the image is glass;
+        ``"fixed"``: ``background_intensity``.
+    background_intensity : float or tuple of 3 float
+        ``I0`` of :func:`~sepher.ihc.rgb_to_od` (255: QuPath default), one
+        value or one per channel (e.g. measured on the slide's background).
     hematoxylin, dab : tuple of 3 float
         Stain OD vectors (Ruifrok & Johnston H-DAB defaults).
     estimate_stains : bool
-        Estimate the stain vectors per image (Macenko 2009) instead.
+        Estimate the stain vectors per image (Macenko 2009, on the OD with
+        the image's ``I0``) instead; an implausible estimate falls back to
+        the fixed vectors (the summary says which were used).
     tissue_od_threshold : float
         Summed RGB OD above which a pixel is tissue.
     nucleus_threshold_od, nucleus_smoothing_um, nucleus_background_sigma_um,
@@ -99,20 +137,30 @@ class IHCParams:
     cell_method, cell_expansion_um
         See :func:`~sepher.ihc.segment_cells`.
     cell_min_od : float
-        Cells grow only over pixels whose summed RGB OD (smoothed, sigma
-        1 um) reaches this value: cytoplasm (HER2 0 carcinoma ~0.5, DAB
-        stained more) but not pale stroma (~0.2-0.35) or glass, so a cell at
-        the edge of a tumour nest ends at its own membrane instead of
-        ``cell_expansion_um`` out into the stroma. 0 disables.
+        Outside the tumour epithelium, cells grow only over pixels whose
+        summed RGB OD (smoothed, sigma 1 um) reaches this value: cytoplasm
+        but not pale stroma (~0.2-0.35) or glass, so a cell at the edge of a
+        tumour nest ends at its own membrane instead of ``cell_expansion_um``
+        out into the stroma. Within the epithelium (found without DAB) cells
+        grow regardless, so a pale HER2 0 tumour cell still reaches its
+        membrane. 0 disables.
     membrane_width_um : float
         Width of the membrane band at the cell edge.
     exclude_stroma : bool
         Flag cells outside the tumour epithelium (:func:`~sepher.ihc.tumour_epithelium`)
         as non-tumour; they are not scored.
-    epithelium_sigma_um, epithelium_min_nuclear_fraction, epithelium_min_extranuclear_od
-        See :func:`~sepher.ihc.tumour_epithelium`.
+    epithelium_sigma_um, epithelium_min_nuclear_fraction, epithelium_min_extranuclear_od,
+    epithelium_min_nucleus_area_um2, epithelium_min_nucleus_roundness
+        See :func:`~sepher.ihc.tumour_epithelium`. No DAB enters: the
+        extranuclear OD is the counterstain's (summed OD without DAB's share;
+        0.05 keeps lumina and clefts out, as pale tumour cytoplasm and stroma
+        are alike there), and only large, roundish nuclei (20 um^2, roundness
+        0.35: carcinoma nuclei, not lymphocytes or spindle fibroblasts) count
+        towards the nuclear density.
     weak, moderate, strong : float
-        Membrane DAB OD thresholds (see module docstring).
+        Thresholds on ``membrane_dab_excess_od`` (defaults
+        :data:`sepher.ihc.rules.DEFAULT_WEAK` etc.; see
+        :func:`sepher.ihc.rules.intensity_levels`).
     complete_fraction : float
         Completeness from which a membrane counts as complete
         (circumferential); 0.8 tolerates a few sectors lost to a cut, a
@@ -123,10 +171,11 @@ class IHCParams:
         Angular sectors of the completeness measurement (16: 22.5 degrees).
     """
 
-    background_intensity: float = 255.0
+    background: str = "estimate"
+    background_intensity: float | tuple[float, float, float] = 255.0
     hematoxylin: tuple[float, float, float] = (0.65, 0.70, 0.29)
     dab: tuple[float, float, float] = (0.27, 0.57, 0.78)
-    estimate_stains: bool = False
+    estimate_stains: bool = True
     tissue_od_threshold: float = 0.2
     nucleus_threshold_od: float = 0.08
     nucleus_smoothing_um: float = 1.0
@@ -142,13 +191,19 @@ class IHCParams:
     exclude_stroma: bool = True
     epithelium_sigma_um: float = 8.0
     epithelium_min_nuclear_fraction: float = 0.15
-    epithelium_min_extranuclear_od: float = 0.40
-    weak: float = 0.20
-    moderate: float = 0.35
-    strong: float = 0.65
+    epithelium_min_extranuclear_od: float = 0.05
+    epithelium_min_nucleus_area_um2: float = 20.0
+    epithelium_min_nucleus_roundness: float = 0.35
+    weak: float = rules.DEFAULT_WEAK
+    moderate: float = rules.DEFAULT_MODERATE
+    strong: float = rules.DEFAULT_STRONG
     complete_fraction: float = 0.8
     max_fraction_for_0: float = 0.10
     n_sectors: int = 16
+
+    def __post_init__(self):
+        if self.background not in ("estimate", "fixed"):
+            raise ValueError(f"background must be 'estimate' or 'fixed', got {self.background!r}")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> IHCParams:
@@ -161,6 +216,8 @@ class IHCParams:
         for key in ("hematoxylin", "dab"):
             if key in values:
                 values[key] = tuple(float(v) for v in values[key])
+        if isinstance(values.get("background_intensity"), (list, tuple)):
+            values["background_intensity"] = tuple(float(v) for v in values["background_intensity"])
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -185,6 +242,8 @@ def measure_cells(
     *,
     weak: float = 0.20,
     n_sectors: int = 16,
+    reference: np.ndarray | None = None,
+    min_reference_area_um2: float = MIN_REFERENCE_AREA_UM2,
 ) -> pd.DataFrame:
     """Per-cell areas, DAB in nucleus / cytoplasm / membrane band, completeness.
 
@@ -203,6 +262,15 @@ def measure_cells(
         DAB OD at which a membrane sector counts as stained.
     n_sectors : int, default 16
         Angular sectors for completeness.
+    reference : ndarray of bool, optional
+        Pixels whose DAB is a cell's interior reference (e.g. its nucleus
+        away from the cell edge). Given, the table gains
+        ``membrane_dab_excess_od`` (band mean minus the cell's reference
+        mean; cells with less than ``min_reference_area_um2`` of reference
+        take the median reference of the others) and completeness is
+        measured on the sectors' excess.
+    min_reference_area_um2 : float, default ``MIN_REFERENCE_AREA_UM2``
+        Least reference area of a cell's own reference.
 
     Returns
     -------
@@ -212,13 +280,65 @@ def measure_cells(
         maximum and ``membrane_completeness`` (0-1; NaN for a cell without
         band pixels).
     """
-    return _measure(
-        nuclei, cells, band, hematoxylin, dab, pixel_size_um, weak=weak, n_sectors=n_sectors
+    table = _measure(
+        nuclei,
+        cells,
+        band,
+        hematoxylin,
+        dab,
+        pixel_size_um,
+        weak=weak,
+        n_sectors=n_sectors,
+        reference=reference,
     )[0]
+    if reference is not None:
+        _add_excess(table, weak=weak, min_reference_area_um2=min_reference_area_um2)
+    return table
 
 
-def _measure(nuclei, cells, band, hematoxylin, dab, pixel_size_um, *, weak, n_sectors):
+def _sector_columns(n_sectors: int) -> list[str]:
+    return [f"_sector_{k}" for k in range(n_sectors)]
+
+
+def _add_excess(table: pd.DataFrame, *, weak: float, min_reference_area_um2: float) -> float:
+    """Turn the hidden reference and sector columns of :func:`_measure` into
+    ``membrane_dab_excess_od`` and the excess-based ``membrane_completeness``
+    (in place; hidden columns dropped).
+
+    A cell's reference is its own when its reference area reaches
+    ``min_reference_area_um2``, else the median own reference of the tumour
+    cells (all cells when none is flagged tumour or ``tumour`` is absent;
+    0 when no cell has one). Returns that fallback median.
+    """
+    own = table["_reference_dab"].to_numpy(dtype=np.float64)
+    has_own = np.isfinite(own) & (table["_reference_area_um2"].to_numpy() >= min_reference_area_um2)
+    pool = has_own
+    if "tumour" in table and (has_own & table["tumour"].to_numpy(dtype=bool)).any():
+        pool = has_own & table["tumour"].to_numpy(dtype=bool)
+    fallback = float(np.median(own[pool])) if pool.any() else 0.0
+    reference = np.where(has_own, own, fallback)
+    table["membrane_dab_excess_od"] = table["membrane_dab_od_mean"].to_numpy() - reference
+    columns = [c for c in table.columns if c.startswith("_sector_")]
+    sectors = table[columns].to_numpy(dtype=np.float64)
+    present = np.isfinite(sectors)
+    with np.errstate(invalid="ignore"):
+        stained = present & (sectors - reference[:, None] >= weak)
+        table["membrane_completeness"] = stained.sum(axis=1) / present.sum(axis=1)
+    table.drop(columns=[*columns, "_reference_dab", "_reference_area_um2"], inplace=True)
+    return fallback
+
+
+def _measure(
+    nuclei, cells, band, hematoxylin, dab, pixel_size_um, *, weak, n_sectors, reference=None
+):
     """:func:`measure_cells`, plus each label's nucleus centroid (pixels; NaN if none).
+
+    With ``reference`` (bool mask) the table also carries the hidden columns
+    ``_reference_dab`` / ``_reference_area_um2`` (mean DAB and area of each
+    cell's reference pixels, within its nucleus) and ``_sector_0`` ...
+    (band sector means, NaN where a sector has no pixel), which
+    :func:`_add_excess` turns into the excess measurements once the
+    image-wide fallback reference is known (after tiling).
 
     Sums run over the labelled pixels only (``np.flatnonzero`` once per label
     image), each label's pixels in raster order as a whole-image
@@ -291,6 +411,18 @@ def _measure(nuclei, cells, band, hematoxylin, dab, pixel_size_um, *, weak, n_se
         present = sector_px > 0
         stained = present & (sector_mean >= weak)
         completeness = stained.sum(axis=1) / present.sum(axis=1)
+        if reference is not None:
+            ref_at = np.asarray(reference, dtype=bool).ravel()[in_nucleus]
+            ref_ids = nucleus_ids[ref_at]
+            ref_px = np.bincount(ref_ids, minlength=size).astype(np.float64)
+            ref_dab = (
+                np.bincount(
+                    ref_ids,
+                    weights=dab_flat[in_nucleus][ref_at].astype(np.float64),
+                    minlength=size,
+                )
+                / ref_px
+            )
 
     ids = np.arange(1, size)
     has_nucleus = nuc_px[1:] > 0
@@ -310,6 +442,13 @@ def _measure(nuclei, cells, band, hematoxylin, dab, pixel_size_um, *, weak, n_se
             "membrane_completeness": completeness[1:],
         }
     )
+    if reference is not None:
+        hidden = pd.DataFrame(
+            np.where(present, sector_mean, np.nan)[1:], columns=_sector_columns(n_sectors)
+        )
+        hidden.insert(0, "_reference_area_um2", ref_px[1:] * px_area)
+        hidden.insert(0, "_reference_dab", ref_dab[1:])
+        table = pd.concat([table, hidden], axis=1)
     return table[has_nucleus].reset_index(drop=True), nuc_cy, nuc_cx
 
 
@@ -384,8 +523,9 @@ def score_image(
     whose nucleus centroid lies in its core, so a kept cell, its neighbours
     and the context of its tumour-epithelium call lie inside the window.
     Cell ids run window by window (row-major), in label order within a
-    window: deterministic. Stain vectors estimated per image
-    (``estimate_stains``) come from the whole image. An image of at most
+    window: deterministic. The glass level (``background: estimate``), stain
+    vectors estimated per image (``estimate_stains``) and the fallback
+    interior reference come from the whole image. An image of at most
     ``tile_px`` a side is one window without halo.
 
     Parameters
@@ -408,9 +548,15 @@ def score_image(
         ``"nuclei"``, ``"cells"``, ``"membrane_band"`` label images (cell
         ``k`` holds nucleus ``k``; band pixels carry their cell's id).
     summary : dict
-        Image-level numbers: counts, tissue and epithelium areas, stain
-        vectors used, and the image's own scores (:func:`~sepher.ihc.score_biopsy`
-        on its cells).
+        Image-level numbers: counts, tissue and epithelium areas, the glass
+        level used (``background_rgb``, ``background_source``: estimated, or
+        fixed and why), the stain vectors used (``stain_vectors_source``:
+        ``"fixed"``, ``"macenko"``, a partial estimate or ``"fixed: <why
+        the estimate was rejected>"``), ``nucleus_dab_od_median`` (median
+        nuclear DAB of the tumour cells: the image's cast / tint reference),
+        ``interior_reference_fallback_od`` (the reference of cells whose
+        nucleus is too small for their own), and the image's own scores
+        (:func:`~sepher.ihc.score_biopsy` on its cells).
     """
     from sepher.ihc.biopsy import score_biopsy
 
@@ -423,38 +569,58 @@ def score_image(
     if int(tile_px) < 1:
         raise ValueError(f"tile_px must be a positive number of pixels, got {tile_px!r}")
     rgb = rgb[..., :3]
+    if p.background == "estimate":
+        i0, found = estimate_background(rgb, default=p.background_intensity, return_details=True)
+        background_source = found["source"]
+    else:
+        i0 = np.broadcast_to(np.asarray(p.background_intensity, dtype=np.float64), (3,)).copy()
+        background_source = "fixed (background: fixed)"
     matrix = stain_matrix(p.hematoxylin, p.dab)
+    stain_source = "fixed"
     if p.estimate_stains:
-        planes = od_planes(rgb, p.background_intensity)
+        planes = od_planes(rgb, i0)
         tissue = tissue_from_od_sum(
             planes[0] + planes[1] + planes[2], pixel_size_um, od_threshold=p.tissue_od_threshold
         )
-        matrix = estimate_stain_vectors(
-            np.stack(planes, axis=-1), mask=tissue, default_matrix=matrix
+        matrix, stain_source = estimate_stain_vectors(
+            np.stack(planes, axis=-1), mask=tissue, default_matrix=matrix, return_status=True
         )
         del planes, tissue
     nuclei, cells, band, table, tissue_px, epithelium_px = _score_tiled(
-        rgb, pixel_size_um, p, matrix, int(tile_px)
+        rgb, pixel_size_um, p, matrix, int(tile_px), i0
     )
-    her2_class, complete = classify_cells(
-        table["membrane_dab_od_mean"],
-        table["membrane_completeness"],
+    reference_fallback = _add_excess(
+        table, weak=p.weak, min_reference_area_um2=MIN_REFERENCE_AREA_UM2
+    )
+    per_cell = rules.classify_cells(
+        table["membrane_dab_excess_od"].to_numpy(),
+        table["membrane_completeness"].to_numpy(),
         weak=p.weak,
         moderate=p.moderate,
         strong=p.strong,
         complete_fraction=p.complete_fraction,
         max_fraction_for_0=p.max_fraction_for_0,
     )
-    table["complete"] = complete
-    table["her2_class"] = her2_class
+    for column in per_cell.columns:
+        table[column] = per_cell[column].to_numpy()
     table = table[list(CELL_COLUMNS)]
+    tumour = table["tumour"].to_numpy(dtype=bool)
+    nuclear_dab = table.loc[tumour, "nucleus_dab_od_mean"].to_numpy(dtype=np.float64)
+    nuclear_dab = nuclear_dab[np.isfinite(nuclear_dab)]
     area_px = pixel_size_um**2
     summary = {
         "n_cells_detected": int(len(table)),
         "tissue_area_mm2": float(tissue_px * area_px * 1e-6),
         "epithelium_area_mm2": float(epithelium_px * area_px * 1e-6),
+        "background_rgb": [round(float(v), 2) for v in i0],
+        "background_source": background_source,
+        "stain_vectors_source": stain_source,
         "hematoxylin_vector": [round(float(v), 4) for v in matrix[0]],
         "dab_vector": [round(float(v), 4) for v in matrix[1]],
+        "nucleus_dab_od_median": (
+            round(float(np.median(nuclear_dab)), 4) if nuclear_dab.size else float("nan")
+        ),
+        "interior_reference_fallback_od": round(float(reference_fallback), 4),
         **score_biopsy(table),
     }
     labels = {"nuclei": nuclei, "cells": cells, "membrane_band": band}
@@ -515,21 +681,19 @@ def _tile_windows(
     return windows
 
 
-def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: np.ndarray):
+def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: np.ndarray, i0=None):
     """The per-image chain on one window (or a whole small image).
 
     Returns nuclei, cells and band labels, the per-cell table (with
-    ``tumour``), each label's nucleus centroid (px) and the tissue and
-    epithelium masks.
+    ``tumour`` and the hidden columns of :func:`_measure`), each label's
+    nucleus centroid (px) and the tissue and epithelium masks.
     """
-    planes = od_planes(rgb, p.background_intensity)
+    i0 = p.background_intensity if i0 is None else i0
+    planes = od_planes(rgb, i0)
     od_sum = planes[0] + planes[1] + planes[2]
     tissue = tissue_from_od_sum(od_sum, pixel_size_um, od_threshold=p.tissue_od_threshold)
     hematoxylin, dab = unmix_planes(*planes, matrix)
     del planes
-    cell_mask = tissue
-    if p.cell_min_od > 0:
-        cell_mask = tissue & (ndi.gaussian_filter(od_sum, 1.0 / pixel_size_um) >= p.cell_min_od)
     nuclei = segment_nuclei(
         hematoxylin,
         pixel_size_um,
@@ -542,6 +706,29 @@ def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: n
         min_area_um2=p.nucleus_min_area_um2,
         max_area_um2=p.nucleus_max_area_um2,
     )
+    if p.exclude_stroma:
+        # the counterstain's OD (hematoxylin + residual): no DAB, so HER2 0 tumour counts
+        counterstain = od_sum - dab * np.float32(np.sum(matrix[1]))
+        epithelium = tumour_epithelium(
+            nuclei,
+            pixel_size_um,
+            counterstain_od=counterstain,
+            tissue=tissue,
+            sigma_um=p.epithelium_sigma_um,
+            min_nuclear_fraction=p.epithelium_min_nuclear_fraction,
+            min_extranuclear_od=p.epithelium_min_extranuclear_od,
+            min_nucleus_area_um2=p.epithelium_min_nucleus_area_um2,
+            min_nucleus_roundness=p.epithelium_min_nucleus_roundness,
+        )
+        del counterstain
+    else:
+        epithelium = tissue
+    cell_mask = tissue
+    if p.cell_min_od > 0:
+        grow = ndi.gaussian_filter(od_sum, 1.0 / pixel_size_um) >= p.cell_min_od
+        if p.exclude_stroma:
+            grow |= epithelium
+        cell_mask = tissue & grow
     cells = segment_cells(
         nuclei,
         pixel_size_um,
@@ -550,20 +737,21 @@ def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: n
         expansion_um=p.cell_expansion_um,
         mask=cell_mask,
     )
-    band = membrane_band(cells, nuclei, pixel_size_um, p.membrane_width_um)
+    band, edge_zone = membrane_band(
+        cells, nuclei, pixel_size_um, p.membrane_width_um, return_edge_zone=True
+    )
     table, nucleus_y, nucleus_x = _measure(
-        nuclei, cells, band, hematoxylin, dab, pixel_size_um, weak=p.weak, n_sectors=p.n_sectors
+        nuclei,
+        cells,
+        band,
+        hematoxylin,
+        dab,
+        pixel_size_um,
+        weak=p.weak,
+        n_sectors=p.n_sectors,
+        reference=(nuclei > 0) & ~edge_zone,
     )
     if p.exclude_stroma:
-        epithelium = tumour_epithelium(
-            nuclei,
-            pixel_size_um,
-            od_sum=od_sum,
-            tissue=tissue,
-            sigma_um=p.epithelium_sigma_um,
-            min_nuclear_fraction=p.epithelium_min_nuclear_fraction,
-            min_extranuclear_od=p.epithelium_min_extranuclear_od,
-        )
         # a cell is tumour when its nucleus lies mostly in the epithelium
         in_nucleus = np.flatnonzero(nuclei)
         ids = nuclei.ravel()[in_nucleus]
@@ -572,12 +760,13 @@ def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: n
         share = in_epi / np.maximum(np.bincount(ids, minlength=n), 1)
         table["tumour"] = share[table["cell_id"].to_numpy()] >= 0.5
     else:
-        epithelium = tissue
         table["tumour"] = True
     return nuclei, cells, band, table, nucleus_y, nucleus_x, tissue, epithelium
 
 
-def _score_tiled(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix, tile_px: int):
+def _score_tiled(
+    rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix, tile_px: int, i0=None
+):
     """:func:`_score_window` over the windows of :func:`_tile_windows`, stitched.
 
     Returns the stitched labels, the per-cell table and the tissue and
@@ -593,7 +782,7 @@ def _score_tiled(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix, ti
     windows = _tile_windows(shape, tile_px, halo_px, grid)
     if len(windows) == 1:
         nuclei, cells, band, table, _, _, tissue, epithelium = _score_window(
-            rgb, pixel_size_um, p, matrix
+            rgb, pixel_size_um, p, matrix, i0
         )
         return nuclei, cells, band, table, int(tissue.sum()), int(epithelium.sum())
     nuclei = np.zeros(shape, dtype=np.int32)
@@ -605,7 +794,7 @@ def _score_tiled(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix, ti
     for core_y, core_x, win_y, win_x in windows:
         win = (win_y, win_x)
         w_nuclei, w_cells, w_band, w_table, nucleus_y, nucleus_x, w_tissue, w_epi = _score_window(
-            rgb[win], pixel_size_um, p, matrix
+            rgb[win], pixel_size_um, p, matrix, i0
         )
         core = (
             slice(core_y.start - win_y.start, core_y.stop - win_y.start),
@@ -642,6 +831,16 @@ def _score_tiled(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix, ti
         table = pd.concat(tables, ignore_index=True)
     else:
         empty = np.zeros((1, 1), dtype=np.int32)
-        table = measure_cells(empty, empty, empty, np.zeros((1, 1)), np.zeros((1, 1)), 1.0)
+        table = _measure(
+            empty,
+            empty,
+            empty,
+            np.zeros((1, 1)),
+            np.zeros((1, 1)),
+            1.0,
+            weak=p.weak,
+            n_sectors=p.n_sectors,
+            reference=np.zeros((1, 1), dtype=bool),
+        )[0]
         table["tumour"] = np.zeros(0, dtype=bool)
     return nuclei, cells, band, table, tissue_px, epithelium_px

@@ -497,7 +497,9 @@ def membrane_band(
     nuclei: np.ndarray,
     pixel_size_um: float,
     width_um: float = 1.0,
-) -> np.ndarray:
+    *,
+    return_edge_zone: bool = False,
+):
     """Membrane band: cell pixels within ``width_um`` of the cell edge.
 
     Parameters
@@ -511,10 +513,16 @@ def membrane_band(
         together straddle their shared membrane (2 x width), which covers a
         membrane blurred to ~1-2 um by a 20x / 40x brightfield objective.
 
+    return_edge_zone : bool, default False
+        Also return the edge zone: every pixel within ``width_um`` of a cell
+        edge, nucleus pixels included (a nucleus touching its cell's edge is
+        blurred into by the membrane there).
+
     Returns
     -------
     ndarray of int32
-        Cell id on band pixels (nucleus pixels excluded), 0 elsewhere.
+        Cell id on band pixels (nucleus pixels excluded), 0 elsewhere; with
+        ``return_edge_zone`` a tuple ``(band, zone)`` (zone: bool).
     """
     cells = np.asarray(cells, dtype=np.int32)
     edge = cell_edges(cells)
@@ -522,7 +530,8 @@ def membrane_band(
     if radius >= 1:
         edge = _dilate_disc(edge, radius)
     band = edge & (cells > 0) & (np.asarray(nuclei) == 0)
-    return np.where(band, cells, 0).astype(np.int32)
+    band = np.where(band, cells, 0).astype(np.int32)
+    return (band, edge) if return_edge_zone else band
 
 
 def _smooth(image: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -537,13 +546,22 @@ def tumour_epithelium(
     pixel_size_um: float,
     *,
     od_sum: np.ndarray | None = None,
+    counterstain_od: np.ndarray | None = None,
     tissue: np.ndarray | None = None,
     sigma_um: float = 8.0,
     min_nuclear_fraction: float = 0.15,
     extranuclear_sigma_um: float = 4.0,
     min_extranuclear_od: float = 0.40,
+    min_nucleus_area_um2: float = 0.0,
+    min_nucleus_roundness: float = 0.0,
 ) -> np.ndarray:
     """Tumour epithelium versus stroma: dense nuclei in dense cytoplasm.
+
+    Give ``counterstain_od`` (the summed OD of everything but DAB: the
+    hematoxylin and residual part, :func:`~sepher.ihc.scoring.score_image`
+    passes it) rather than ``od_sum``: the call then uses no DAB at all, so a
+    HER2 0 tumour, whose cells lost the stain, is found as readily as a 3+
+    one (issue 16: the DAB-weighted call read pale HER2 0 tumour as stroma).
 
     Carcinoma cells pack their nuclei closely (nuclei cover ~20-40 % of a
     tumour nest) in continuous cytoplasm; stroma has scattered fibroblast
@@ -565,7 +583,11 @@ def tumour_epithelium(
     pixel_size_um : float
         Pixel edge length (um).
     od_sum : ndarray of float, optional
-        Summed RGB OD; without it only criterion (1) is applied.
+        Summed RGB OD (DAB included: the older call); without it or
+        ``counterstain_od`` only criterion (1) is applied.
+    counterstain_od : ndarray of float, optional
+        Summed RGB OD without DAB's share (``od_sum - dab * sum(dab
+        vector)``); used instead of ``od_sum`` when given.
     tissue : ndarray of bool, optional
         Tissue mask; epithelium lies within it.
     sigma_um : float, default 8.0
@@ -576,14 +598,31 @@ def tumour_epithelium(
         Gaussian sigma (um) of the extranuclear OD.
     min_extranuclear_od : float, default 0.40
         Minimum local mean summed OD outside nuclei.
+    min_nucleus_area_um2, min_nucleus_roundness : float, default 0
+        Only nuclei at least this large (um^2) and this round (minor / major
+        axis of the equal-moment ellipse) count towards the density:
+        carcinoma nuclei are large and round-to-oval (~30-150 um^2), stromal
+        fibroblasts spindle-shaped and lymphocytes small. 0 counts every
+        nucleus (the older call).
 
     Returns
     -------
     ndarray of bool
     """
-    is_nucleus = np.asarray(nuclei) > 0
-    density = _smooth(is_nucleus.astype(np.float32), sigma_um / pixel_size_um)
+    nuclei = np.asarray(nuclei)
+    is_nucleus = nuclei > 0
+    counted = is_nucleus
+    if min_nucleus_area_um2 > 0 or min_nucleus_roundness > 0:
+        area, roundness = _nucleus_shapes(nuclei)
+        keep = (area * pixel_size_um**2 >= min_nucleus_area_um2) & (
+            roundness >= min_nucleus_roundness
+        )
+        keep[0] = False
+        counted = keep[nuclei]
+    density = _smooth(counted.astype(np.float32), sigma_um / pixel_size_um)
     epithelium = density >= min_nuclear_fraction
+    if counterstain_od is not None:
+        od_sum = counterstain_od
     if od_sum is not None:
         weight = ~is_nucleus if tissue is None else (~is_nucleus & tissue)
         weight = weight.astype(np.float32)
@@ -594,3 +633,31 @@ def tumour_epithelium(
     if tissue is not None:
         epithelium &= tissue
     return epithelium
+
+
+def _nucleus_shapes(nuclei: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Area (px) and roundness of each label (index = label; label 0 unused).
+
+    Roundness is the minor / major axis ratio of the ellipse with the same
+    second moments (``skimage.measure.regionprops``' axis lengths), from
+    per-label pixel-coordinate sums: one pass of ``np.bincount`` instead of a
+    region loop.
+    """
+    flat = nuclei.ravel()
+    at = np.flatnonzero(flat)
+    ids = flat[at]
+    size = int(flat.max(initial=0)) + 1
+    ys, xs = np.divmod(at, nuclei.shape[1])
+    ys = ys.astype(np.float64)
+    xs = xs.astype(np.float64)
+    n = np.bincount(ids, minlength=size).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        my = np.bincount(ids, ys, size) / n
+        mx = np.bincount(ids, xs, size) / n
+        vyy = np.bincount(ids, ys * ys, size) / n - my**2
+        vxx = np.bincount(ids, xs * xs, size) / n - mx**2
+        vxy = np.bincount(ids, ys * xs, size) / n - my * mx
+        half_trace = (vyy + vxx) / 2
+        root = np.sqrt(np.maximum(((vyy - vxx) / 2) ** 2 + vxy**2, 0))
+        roundness = np.sqrt(np.maximum(half_trace - root, 0) / (half_trace + root))
+    return n, np.nan_to_num(roundness, nan=0.0)

@@ -1,21 +1,31 @@
-"""The IHC stage: one tile -> scored cells, labels and its overlay; all tiles ->
+"""The IHC stage: one tile -> scored cells, labels and its overlay; the
+reference-scored tiles -> calibrated intensity thresholds; all tiles ->
 per-biopsy ASCO/CAP scores and pre/post changes.
 
-Rule ``ihc_score_tile`` calls :func:`score_tile`, rule ``ihc_biopsies``
-calls :func:`biopsy_tables`.
+Rule ``ihc_score_tile`` calls :func:`score_tile`, rule ``ihc_calibration``
+:func:`calibrate_from_tiles`, rule ``ihc_biopsies`` :func:`biopsy_tables`.
 """
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from sepher.ihc.biopsy import paired_changes, score_biopsies
-from sepher.ihc.deconvolution import rgb_to_od, stain_matrix, unmix_h_dab
-from sepher.ihc.overlay import class_overlay, dab_greyscale
-from sepher.ihc.scoring import score_image
+from sepher.ihc.overlay import class_overlay
+from sepher.ihc.rules import ASCO_CAP_LABELS, classify_cells
+from sepher.ihc.scoring import IHCParams, score_image
 from sepher.io.tables import iter_tables
 
-__all__ = ["TILE_IDS", "biopsy_tables", "score_tile"]
+__all__ = [
+    "TILE_IDS",
+    "biopsy_tables",
+    "calibrate_from_tiles",
+    "reference_scores",
+    "score_slide_row",
+    "score_tile",
+]
 
 #: Sheet columns that identify a tile and its biopsy.
 TILE_IDS = ("image_id", "patient_id", "timepoint")
@@ -41,23 +51,152 @@ def score_tile(rgb, tile, params):
     summary : dict
         The tile's summary (:func:`score_image`) with its ids and pixel size.
     overlay : ndarray
-        The DAB channel (stain vectors as used: fixed, or estimated for this
-        tile) with each cell's outline in its HER2 class colour (fig 4).
+        The brightfield tile as scanned with each tumour cell's outline (1 px)
+        in its HER2 class colour (fig 4).
     """
     pixel_size_um = tile["pixel_size_um"]
     cells, labels, summary = score_image(rgb, pixel_size_um, params)
     ids = {key: tile[key] for key in TILE_IDS}
     table = cells.assign(**ids)[[*ids, *cells.columns]].sort_values("cell_id")
-    if params.estimate_stains:
-        matrix = stain_matrix(summary["hematoxylin_vector"], summary["dab_vector"])
-    else:
-        matrix = stain_matrix(params.hematoxylin, params.dab)
-    _, dab = unmix_h_dab(rgb_to_od(rgb, params.background_intensity), matrix)
-    overlay = class_overlay(dab_greyscale(dab), labels["cells"], cells)
+    overlay = class_overlay(rgb, labels["cells"], cells)
     return table, labels, {**ids, "pixel_size_um": pixel_size_um, **summary}, overlay
 
 
-def biopsy_tables(cell_paths, tiles, *, cutoff_pct: float, samples_file: str = "samples"):
+def reference_scores(tiles: pd.DataFrame) -> pd.Series:
+    """The tiles' reference scores (0-3) by ``image_id``; tiles without one left out."""
+    if "reference_score" not in tiles:
+        return pd.Series(dtype="int64", name="reference_score")
+    scores = tiles.set_index("image_id")["reference_score"].fillna("").astype(str)
+    scores = scores[scores != ""]
+    return scores.map(ASCO_CAP_LABELS.index).astype("int64")
+
+
+def _read_cells(cell_paths) -> pd.DataFrame:
+    cells = pd.concat(iter_tables(cell_paths), ignore_index=True)
+    cells["image_id"] = cells["image_id"].astype(str)
+    return cells
+
+
+def calibrate_from_tiles(
+    cell_paths,
+    tiles,
+    params: IHCParams,
+    *,
+    cutoff_pct: float,
+    intense_minority_min_pct: float,
+    n_boot: int,
+    seed: int,
+):
+    """Fit ``weak`` / ``moderate`` / ``strong`` on the tiles with a reference score.
+
+    Parameters
+    ----------
+    cell_paths : sequence of path
+        Per-tile cells tables (every tile; those without a reference are ignored).
+    tiles : DataFrame
+        The sheet's tiles with ``image_id`` and ``reference_score`` ("" when none).
+    params : IHCParams
+        The configured (literature) thresholds, the starting point and tie-breaker.
+    cutoff_pct, intense_minority_min_pct : float
+        ASCO/CAP settings of the categories being matched.
+    n_boot, seed : int
+        Bootstrap resamples and seed (:func:`sepher.ihc.calibration.calibrate_thresholds`).
+
+    Returns
+    -------
+    table : DataFrame
+        ``ihc_calibration.csv`` (:func:`sepher.ihc.calibration.calibration_table`).
+    payload : dict
+        ``thresholds``, their ``ci``, cross-validated ``exact`` and
+        ``kappa_linear``, ``n_images``, ``method`` (``ihc_thresholds.json``).
+    """
+    from sepher.ihc.calibration import calibrate_thresholds, calibration_table
+
+    references = reference_scores(tiles)
+    cells = _read_cells(cell_paths)
+    cells = cells[cells["image_id"].isin(references.index)]
+    result = calibrate_thresholds(
+        cells,
+        references,
+        defaults={"weak": params.weak, "moderate": params.moderate, "strong": params.strong},
+        complete_fraction=params.complete_fraction,
+        max_fraction_for_0=params.max_fraction_for_0,
+        cutoff_pct=cutoff_pct,
+        intense_minority_min_pct=intense_minority_min_pct,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    payload = {
+        "thresholds": {k: float(v) for k, v in result.thresholds.items()},
+        # an interval open at the top (no reference above it) is written as null
+        "ci": {
+            k: [float(x) if math.isfinite(x) else None for x in v] for k, v in result.ci.items()
+        },
+        "exact": float(result.exact),
+        "kappa_linear": float(result.kappa_linear),
+        "n_images": int(result.n_images),
+        "method": result.method,
+        "cv_scheme": result.cv_scheme,
+    }
+    return calibration_table(result), payload
+
+
+def score_slide_row(path, tile, params, *, roi=None, display_px: int = 1024):
+    """Score a whole slide (:func:`sepher.ihc.wsi.score_slide`) for one sheet row.
+
+    The label images and the overlay (fig 4, QC) cover one display field:
+    the ``display_px`` square at scan resolution centred on the tile with the
+    most tumour cells (first in raster order on ties), scored again on its own
+    (:func:`score_tile`); the cells table covers the whole slide (or ROI).
+
+    Returns
+    -------
+    The four values of :func:`score_tile`; ``summary`` is the slide's, with the
+    display field's origin (``display_x_px``, ``display_y_px``, level 0).
+    """
+    from sepher.ihc.wsi import open_slide, score_slide
+
+    with open_slide(path) as slide:
+        cells, summary = score_slide(slide, params, pixel_size_um=tile["pixel_size_um"], roi=roi)
+        width, height = slide.dimensions
+        tumour = cells[cells["tumour"]] if len(cells) else cells
+        if len(tumour):
+            counts = tumour.groupby("tile_id").size()
+            best = counts.index[counts.to_numpy().argmax()]
+            first = tumour[tumour["tile_id"] == best].iloc[0]
+            side = 1024
+            cx = int(first["tile_x_px"]) + side // 2
+            cy = int(first["tile_y_px"]) + side // 2
+        else:
+            cx, cy = width // 2, height // 2
+        size_x, size_y = min(display_px, width), min(display_px, height)
+        x0 = int(min(max(cx - size_x // 2, 0), width - size_x))
+        y0 = int(min(max(cy - size_y // 2, 0), height - size_y))
+        rgb = slide.read(0, x0, y0, size_x, size_y)
+    _, labels, _, overlay = score_tile(rgb, tile, params)
+    ids = {key: tile[key] for key in TILE_IDS}
+    table = cells.assign(**ids)[[*ids, *cells.columns]].sort_values("cell_id")
+    summary = {
+        **ids,
+        "pixel_size_um": tile["pixel_size_um"],
+        **summary,
+        "display_x_px": x0,
+        "display_y_px": y0,
+    }
+    return table, labels, summary, overlay
+
+
+def biopsy_tables(
+    cell_paths,
+    tiles,
+    *,
+    cutoff_pct: float,
+    samples_file: str = "samples",
+    params: IHCParams | None = None,
+    thresholds: dict | None = None,
+    intense_minority_min_pct: float = 1.0,
+    ultralow_min_pct: float = 1.0,
+):
     """All tiles' cells -> the cells, per-biopsy scores and pre/post changes.
 
     Parameters
@@ -72,6 +211,14 @@ def biopsy_tables(cell_paths, tiles, *, cutoff_pct: float, samples_file: str = "
         ASCO/CAP percent-of-cells cutoff.
     samples_file : str
         Name of the samples table, for messages of :func:`paired_changes`.
+    params : IHCParams, optional
+        The scoring parameters (completeness rule of a re-classification).
+    thresholds : dict, optional
+        Calibrated ``weak`` / ``moderate`` / ``strong``: every cell is
+        re-classified with them (:func:`sepher.ihc.rules.classify_cells`; its
+        completeness stays the one measured at the configured ``weak``).
+    intense_minority_min_pct, ultralow_min_pct : float
+        :func:`sepher.ihc.score_biopsy` settings.
 
     Returns
     -------
@@ -84,13 +231,38 @@ def biopsy_tables(cell_paths, tiles, *, cutoff_pct: float, samples_file: str = "
     paired : DataFrame
         :func:`paired_changes`.
     """
-    cells = pd.concat(iter_tables(cell_paths), ignore_index=True)
+    cells = _read_cells(cell_paths)
+    references = reference_scores(tiles)
     tiles = tiles.set_index("image_id")
-    cells["image_id"] = cells["image_id"].astype(str)
     for column in ("patient_id", "timepoint"):
         cells[column] = cells["image_id"].map(tiles[column])
     cells = cells.sort_values(["patient_id", "timepoint", "image_id", "cell_id"], kind="stable")
-    samples = score_biopsies(cells, cutoff_pct=cutoff_pct)
+    if thresholds is not None:
+        p = params or IHCParams()
+        classes = classify_cells(
+            cells["membrane_dab_excess_od"],
+            cells["membrane_completeness"],
+            weak=thresholds["weak"],
+            moderate=thresholds["moderate"],
+            strong=thresholds["strong"],
+            complete_fraction=p.complete_fraction,
+            max_fraction_for_0=p.max_fraction_for_0,
+        )
+        for column in classes.columns:
+            cells[column] = classes[column].to_numpy()
+    samples = score_biopsies(
+        cells,
+        cutoff_pct=cutoff_pct,
+        intense_minority_min_pct=intense_minority_min_pct,
+        ultralow_min_pct=ultralow_min_pct,
+    )
+    in_reference = cells.groupby(["patient_id", "timepoint"])["image_id"].agg(
+        lambda ids: bool(ids.isin(references.index).any())
+    )
+    samples["has_reference_score"] = [
+        bool(in_reference.get((p_id, t), False))
+        for p_id, t in zip(samples["patient_id"], samples["timepoint"], strict=True)
+    ]
     order = samples["timepoint"].map({"pre": 0, "post": 1})
     samples = samples.assign(order=order).sort_values(["patient_id", "order"])
     samples = samples.drop(columns="order").reset_index(drop=True)

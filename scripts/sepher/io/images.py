@@ -193,7 +193,11 @@ def _check_if_image(sheet_file, index, row):
 
 def _check_ihc_image(sheet_file, index, row):
     from sepher.ihc.io import read_ihc_rgb
+    from sepher.ihc.wsi import is_whole_slide
 
+    if is_whole_slide(row["file"]):
+        _check_ihc_slide(sheet_file, index, row)
+        return
     with _quiet_tifffile():
         try:
             rgb = read_ihc_rgb(row["file"])
@@ -206,6 +210,29 @@ def _check_ihc_image(sheet_file, index, row):
             row,
             "an image with signal (found: all pixels are 0)",
             hint="Check the export of the image.",
+        )
+
+
+def _check_ihc_slide(sheet_file, index, row):
+    """A whole slide: opens, its metadata pixel size agrees with the sheet's
+    (within 1 %), and its smallest level has signal; no full-resolution read."""
+    from sepher.ihc.wsi import open_slide, resolve_pixel_size
+
+    try:
+        with open_slide(row["file"]) as slide:
+            resolve_pixel_size(slide, float(row["pixel_size_um"]))
+            level = slide.level_count - 1
+            width, height = slide.level_dimensions[level]
+            thumbnail = slide.read(level, 0, 0, width, height)
+    except InputError as error:
+        _reader_failed(sheet_file, index, row, error)
+    if not np.any(thumbnail):
+        _fail(
+            sheet_file,
+            index,
+            row,
+            "a slide with signal (found: all pixels of its smallest level are 0)",
+            hint="Check the export of the slide.",
         )
 
 

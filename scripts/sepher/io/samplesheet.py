@@ -22,10 +22,13 @@ IHC_COLUMNS = ("patient_id", "timepoint")
 #: known score of a control tile), 0 / 1+ / 2+ / 3+; blank = not scored.
 REFERENCE_COLUMN = "reference_score"
 REFERENCE_SCORES = ("0", "1+", "2+", "3+")
+#: Optional IHC column: a QuPath GeoJSON export of the regions to score
+#: (tumour outlines, level-0 pixel coordinates), relative to the sheet.
+ROI_COLUMN = "roi_geojson"
 #: Column order of the sheet: IF rows use the first ten, IHC rows the common
 #: four and the last three (blank = not applicable).
 IF_SHEET_COLUMNS = COMMON_COLUMNS + IF_COLUMNS + ("membrane_channel",)
-SHEET_COLUMNS = IF_SHEET_COLUMNS + IHC_COLUMNS + (REFERENCE_COLUMN,)
+SHEET_COLUMNS = IF_SHEET_COLUMNS + IHC_COLUMNS + (REFERENCE_COLUMN, ROI_COLUMN)
 ASSAYS = ("IF", "IHC")
 TIMEPOINTS = ("pre", "post")
 
@@ -255,6 +258,24 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
                     table.at[index, "image_id"],
                 )
             table.at[index, REFERENCE_COLUMN] = score
+        if ROI_COLUMN not in table.columns:
+            table[ROI_COLUMN] = ""
+        for index in ihc_rows:
+            value = table.at[index, ROI_COLUMN]
+            if not value:
+                continue
+            roi = (root / value).resolve()
+            if Path(value).is_absolute() or not roi.is_relative_to(root) or not roi.is_file():
+                _fail(
+                    file,
+                    index,
+                    ROI_COLUMN,
+                    value,
+                    f"an existing GeoJSON file inside the sheet's folder {root} (relative "
+                    "to it), or blank",
+                    table.at[index, "image_id"],
+                )
+            table.at[index, ROI_COLUMN] = str(roi)
         check_pseudonymous_ids(
             table.loc[ihc_rows, "patient_id"],
             file,

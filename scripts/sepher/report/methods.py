@@ -387,15 +387,37 @@ def _ihc(ihc: Mapping, counts: Mapping | None) -> list[str]:
         )
         lines.append("")
     stains = (
-        "stain vectors estimated per tile (Macenko et al. 2009)"
+        "stain vectors estimated per tile (Macenko et al. 2009) on the OD from the tile's own "
+        "glass level, with the fixed vectors as fallback when the estimate is implausible "
+        "(hematoxylin not bluer than DAB, < 15 degrees apart or > 20 degrees from the fixed "
+        f"vectors; hematoxylin {ihc['hematoxylin']}, DAB {ihc['dab']})"
         if ihc["stain_estimation"] == "macenko"
         else f"fixed stain vectors (Ruifrok & Johnston 2001; hematoxylin {ihc['hematoxylin']}, "
         f"DAB {ihc['dab']}, RGB optical density)"
     )
+    glass = (
+        "the glass level I0 estimated per RGB channel from each image's own glass (brightest "
+        "uniform near-grey blocks; this removes a white-balance cast), falling back to "
+        f"{ihc['background_intensity']} when glass covers < 1 % of the image"
+        if ihc.get("background", "estimate") == "estimate"
+        else f"glass intensity I0 = {ihc['background_intensity']}"
+    )
+    calibrated = ihc.get("calibration") == "reference"
+    thresholds = (
+        "fitted on the images with a reference score (see Calibration)"
+        if calibrated
+        else f"faint >= {ihc['weak']}, weak-to-moderate >= {ihc['moderate']}, intense >= "
+        f"{ihc['strong']} OD: QuPath's positive-cell defaults 0.2 / 0.4 / 0.6 (Bankhead et al. "
+        "2017) scaled to the band, whose two 1 um halves straddle a membrane stain ~0.6-2 um "
+        "wide (Scheel et al. 2018); not fitted to our simulation"
+    )
     lines += [
         f"- Colour deconvolution into hematoxylin and DAB optical density with {stains}; "
-        f"glass intensity I0 = {ihc['background_intensity']}; tissue = OD above "
-        f"{ihc['tissue_od_threshold']} (summed RGB).",
+        f"{glass}; tissue = summed RGB OD above {ihc['tissue_od_threshold']}. Whole-slide "
+        "images (SVS, NDPI, pyramidal TIFF; tiffslide) are read tile by tile at scan "
+        "resolution where a low-resolution (8 um) tissue mask, and an optional QuPath "
+        "GeoJSON tumour outline, has tissue; the pixel size from the slide's metadata must "
+        "agree with the sample sheet's within 1 %.",
         f"- Nuclei: hematoxylin OD above {ihc['nucleus_threshold_od']} and at least "
         f"{ihc['nucleus_contrast_od']} above the local background (smoothing "
         f"{ihc['nucleus_smoothing_um']} um, background sigma "
@@ -405,23 +427,56 @@ def _ihc(ihc: Mapping, counts: Mapping | None) -> list[str]:
         f"- Cells: {ihc['cell_method']} from the nuclei (at most {ihc['cell_expansion_um']} um "
         f"beyond the nucleus); membrane band {ihc['membrane_width_um']} um inside the cell edge."
         + (
-            " Only tumour epithelium is scored: local nuclear area fraction >= "
+            " Only tumour epithelium is scored, found without DAB (so that HER2-0 tumour is "
+            "not lost): local area fraction of round nuclei (>= "
+            f"{ihc['epithelium_min_nucleus_area_um2']} um^2, roundness >= "
+            f"{ihc['epithelium_min_nucleus_roundness']}) >= "
             f"{ihc['epithelium_min_nuclear_fraction']} (Gaussian sigma "
-            f"{ihc['epithelium_sigma_um']} um) and local extranuclear OD >= "
-            f"{ihc['epithelium_min_extranuclear_od']}; stroma cells are kept but not scored."
+            f"{ihc['epithelium_sigma_um']} um) and local extranuclear non-DAB OD >= "
+            f"{ihc['epithelium_min_extranuclear_od']}; other cells are kept but not scored."
             if ihc["exclude_stroma"]
             else ""
         ),
-        f"- Per tumour cell: membrane class 1+ (band mean DAB OD >= {ihc['weak']}), 2+ (>= "
-        f"{ihc['moderate']} and complete), 3+ (>= {ihc['strong']} and complete); complete = "
-        f"stained over >= {ihc['complete_fraction']} of {ihc['n_sectors']} angular sectors; "
-        f"0 = stained over <= {ihc['max_fraction_for_0']}.",
-        "- Per biopsy (all tiles pooled): H-score = 1 x %1+ + 2 x %2+ + 3 x %3+ (0-300); "
-        "percent of tumour cells with complete membrane staining; ASCO/CAP 2018 category: the "
-        f"highest class held by more than {ihc['asco_cap_cutoff_pct']}% of tumour cells.",
-        "- Pre/post changes per patient (post - pre).",
-        "",
+        "- Per tumour cell: membrane DAB excess = band mean DAB OD minus the cell's own "
+        "nucleus DAB OD (a colour cast or diffuse cytoplasmic tint, which no membrane HER2 "
+        "explains, cancels); intensity level none / faint / weak-to-moderate / intense by the "
+        f"thresholds {thresholds}; completeness = stained fraction of {ihc['n_sectors']} "
+        "angular sectors of the band (a sector is stained when its excess reaches the faint "
+        f"threshold); complete = completeness >= {ihc['complete_fraction']}. Per-cell class "
+        "(ASCO/CAP wording): 3+ complete intense, 2+ complete weak-to-moderate, 1+ faint or "
+        f"incomplete, 0 none or stained over <= {ihc['max_fraction_for_0']} of the "
+        "circumference; moderate-to-intense incomplete staining is flagged as an unusual "
+        "pattern.",
+        "- Per biopsy (all tiles pooled), ASCO/CAP 2018 (Wolff et al. 2018): 3+ when complete "
+        f"intense staining is in > {ihc['asco_cap_cutoff_pct']} % of tumour cells; 2+ "
+        "(equivocal: reflex ISH) when complete weak-to-moderate staining is in > "
+        f"{ihc['asco_cap_cutoff_pct']} %, or complete intense staining is present (>= "
+        f"{ihc['intense_minority_min_pct']} % of cells) but in <= "
+        f"{ihc['asco_cap_cutoff_pct']} %, or moderate-to-intense incomplete staining is in > "
+        f"{ihc['asco_cap_cutoff_pct']} % (unusual pattern); 1+ when faint or incomplete "
+        f"staining is in > {ihc['asco_cap_cutoff_pct']} %; else 0. 2023 reporting (ASCO/CAP "
+        "2023 update; DESTINY-Breast04/06): 3+ HER2-positive, 2+ HER2-equivocal (reflex "
+        "ISH), 1+ HER2-low, 0 HER2-ultralow when faint or incomplete staining is present "
+        f"(>= {ihc['ultralow_min_pct']} % of cells) in <= 10 %, else HER2-null.",
+        "- Standard H-score (McCarty et al. 1985) = 1 x % faint + 2 x % weak-to-moderate + "
+        "3 x % intense membrane staining of tumour cells (0-300; membrane intensity only, not "
+        "gated on completeness); percent of tumour cells with complete staining reported "
+        "separately. Pre/post changes per patient (post - pre), descriptive.",
     ]
+    if calibrated:
+        lines.append(
+            "- Calibration: the three intensity thresholds are fitted on the images with a "
+            "reference score (pathologist's or a control's): exhaustive search over a 0.005 "
+            "OD grid maximising linearly weighted Cohen's kappa between the images' ASCO/CAP "
+            "categories and the reference scores (ties: exact agreement, then the centre of "
+            "the optimal interval, then the literature defaults); 95 % intervals from "
+            f"{ihc['calibration_bootstrap']} bootstrap resamples of the images stratified by "
+            "score; agreement (exact, weighted kappa, confusion matrix) by leave-one-out "
+            "(<= 30 images) or 5-fold cross-validation over images; completeness stays the "
+            "one measured at the configured faint threshold. The fitted thresholds are "
+            "applied to every image (results/imaging/ihc_calibration.csv, Fig. S11)."
+        )
+    lines.append("")
     return lines
 
 

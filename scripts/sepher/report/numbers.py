@@ -329,6 +329,13 @@ def ihc_numbers(samples: pd.DataFrame, paired: pd.DataFrame | None = None) -> st
         counts = rows["asco_cap_label"].astype(str).value_counts()
         order = [c for c in ("0", "1+", "2+", "3+") if c in counts.index]
         text += f" ASCO/CAP {timepoint}: " + ", ".join(f"{counts[c]} x {c}" for c in order) + "."
+        if "her2_2023" in rows:
+            labels = rows["her2_2023"].astype(str).value_counts()
+            text += " 2023: " + ", ".join(f"{labels[k]} x {k}" for k in sorted(labels.index)) + "."
+    if "reflex_ish" in samples:
+        ish = int(_is_true(samples["reflex_ish"]).sum())
+        if ish:
+            text += f" {ish} biopsies 2+ equivocal: reflex ISH."
     if paired is not None and not paired.empty:
         paired = paired.assign(_n=paired["patient_id"].astype(str).map(number))
         paired = paired.sort_values("_n")
