@@ -136,7 +136,7 @@ def test_config_of_only_inputs_gets_every_default():
     assert config["simulated"] is False
     assert config["survival"]["tdm1_line"] == 2
     assert config["imaging"]["cell_max_radius_um"] == 7.0
-    assert config["ihc"]["strong"] == 0.65
+    assert config["ihc"]["strong"] == 0.35
     assert config["doseresponse"]["plates_per_job"] == 200
     assert config["figures"]["km_pfs2"] == {"time_max_months": 48, "tick_step_months": 6}
 
@@ -433,11 +433,6 @@ KEYWORDS = {
     ),
     ("sepher.ihc.scoring", "measure_cells", "weak"): "ihc.weak",
     ("sepher.ihc.scoring", "measure_cells", "n_sectors"): "ihc.n_sectors",
-    ("sepher.ihc.scoring", "classify_cells", "weak"): "ihc.weak",
-    ("sepher.ihc.scoring", "classify_cells", "moderate"): "ihc.moderate",
-    ("sepher.ihc.scoring", "classify_cells", "strong"): "ihc.strong",
-    ("sepher.ihc.scoring", "classify_cells", "complete_fraction"): "ihc.complete_fraction",
-    ("sepher.ihc.scoring", "classify_cells", "max_fraction_for_0"): "ihc.max_fraction_for_0",
     ("sepher.ihc.biopsy", "score_biopsies", "cutoff_pct"): "ihc.asco_cap_cutoff_pct",
     ("sepher.ihc.biopsy", "score_biopsy", "cutoff_pct"): "ihc.asco_cap_cutoff_pct",
     ("sepher.ihc.biopsy", "asco_cap_category", "cutoff_pct"): "ihc.asco_cap_cutoff_pct",
@@ -493,7 +488,7 @@ NOT_CONFIG = {
     ("sepher.io.cohort", "read_cohort"): set(),
     ("sepher.survival.stage", "km_tables"): set(),
     ("sepher.survival.stage", "cox_tables"): set(),
-    ("sepher.ihc.scoring", "classify_cells"): set(),
+    ("sepher.ihc.rules", "classify_cells"): set(),
     ("sepher.ihc.biopsy", "score_biopsies"): {"by"},
     ("sepher.figures.ihc_plots", "plot_biopsies"): {"width_mm"},
 }

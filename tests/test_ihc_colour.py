@@ -179,7 +179,13 @@ def test_dab_free_cells_have_zero_excess_under_a_cast():
     _, raw_dab = unmix_h_dab(rgb_to_od(rgb))
     raw_nuclear = float(np.median(raw_dab[truth["nuclei"] > 0]))
     assert 0.15 < raw_nuclear < 0.3
+    # Macenko (the default) on an image without DAB: hematoxylin estimated, DAB
+    # fixed (no DAB extreme darker than the nuclei); the excess stays near 0
     cells, _, summary = score_image(rgb, PX)
+    assert summary["asco_cap"] == 0
+    assert abs(float(cells.loc[cells["tumour"], "membrane_dab_excess_od"].median())) < 0.1
+    # fixed vectors: the cast removed by the estimated glass level
+    cells, _, summary = score_image(rgb, PX, IHCParams(estimate_stains=False))
     tumour = cells[cells["tumour"]]
     assert len(tumour) > 40
     assert abs(summary["nucleus_dab_od_median"]) < 0.03
@@ -188,7 +194,7 @@ def test_dab_free_cells_have_zero_excess_under_a_cast():
     assert float((excess.abs() < 0.05).mean()) > 0.9
     assert summary["asco_cap"] == 0
     # with the old fixed glass level the raw band DAB carries the cast ...
-    old, _, _ = score_image(rgb, PX, IHCParams(background="fixed"))
+    old, _, _ = score_image(rgb, PX, IHCParams(background="fixed", estimate_stains=False))
     assert old.loc[old["tumour"], "membrane_dab_od_mean"].median() > 0.12
     # ... and the excess over the nucleus still removes most of it
     assert abs(old.loc[old["tumour"], "membrane_dab_excess_od"].median()) < 0.05
@@ -197,7 +203,7 @@ def test_dab_free_cells_have_zero_excess_under_a_cast():
 def test_membrane_excess_subtracts_diffuse_cytoplasmic_dab():
     """A diffuse DAB tint in the whole cell (nucleus included) is no membrane staining."""
     rgb, _ = draw_tile(cytoplasm_dab_od=0.15, left_membrane_od=0.0, right_membrane_od=0.4)
-    cells, _, _ = score_image(rgb, PX)
+    cells, _, _ = score_image(rgb, PX, IHCParams(estimate_stains=False))
     tumour = cells[cells["tumour"]]
     x_um = tumour["x_um"].to_numpy()
     left = tumour[x_um < 0.40 * 400 * PX]

@@ -25,9 +25,11 @@ pytestmark = pytest.mark.slow  # every test here runs Snakemake
 
 DEMO = PROJECT / "resources" / "demo"
 TARGET = "fig4_biopsies"
-#: Exact ASCO/CAP agreement of the demo run with the designed truth (measured; the
-#: issue's goal is 1.0).
-STAGE_EXACT = 0.0
+#: Exact ASCO/CAP agreement of the demo run (calibrated on the reference half) with
+#: the designed truth: measured 8 of 8. The 2023 label: 7 of 8 (BX-04 post, null,
+#: read as ultralow: 2.3 % of its cells faint, above ultralow_min_pct 1 %).
+STAGE_EXACT = 1.0
+STAGE_EXACT_2023 = 7 / 8
 CALIBRATION = "figS11_ihc_calibration"
 
 
@@ -101,6 +103,7 @@ def test_biopsy_categories_against_the_truth(samples):
     exact = (merged["asco_cap"] == merged["asco_cap_true"]).mean()
     print(merged[["patient_id", "timepoint", "asco_cap_label_true", "asco_cap_label"]])
     assert exact >= STAGE_EXACT
+    assert (merged["her2_2023"] == merged["her2_2023_true"]).mean() >= STAGE_EXACT_2023
     assert (samples["reflex_ish"] == (samples["asco_cap"] == 2)).all()
     positive = samples["her2_2023"] == "HER2-positive"
     assert (positive == (samples["asco_cap"] == 3)).all()

@@ -9,6 +9,7 @@ from skimage import color, data
 
 from sepher.errors import InputError
 from sepher.ihc import (
+    IHCParams,
     asco_cap_category,
     class_overlay,
     classify_cells,
@@ -100,7 +101,11 @@ def test_paired_changes_and_errors():
 
 def test_real_ihc_image_cells_and_membrane_dab():
     rgb = data.immunohistochemistry()  # real HER2-like membrane DAB; ~0.5 um/px assumed
-    cells, labels, summary = score_image(rgb, 0.5)
+    # the default (Macenko vectors from this image) reads it as HER2 3+ as well
+    _, _, estimated = score_image(rgb, 0.5)
+    assert estimated["stain_vectors_source"] == "macenko" and estimated["asco_cap"] == 3
+    # fixed vectors: the same vectors as the unmixing checked below
+    cells, labels, summary = score_image(rgb, 0.5, IHCParams(estimate_stains=False))
     # ~250 nuclei visible by eye (epithelium + stroma); at the default settings 252 are found
     assert 150 <= len(cells) <= 400
     assert 80 <= summary["n_tumour_cells"] <= 250

@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 from skimage import data as skdata
 
 from sepher.errors import InputError
-from sepher.ihc.scoring import score_image, tile_halo_um
+from sepher.ihc.scoring import IHCParams, score_image, tile_halo_um
 from sepher.ihc.wsi import (
     Tile,
     iter_tiles,
@@ -266,7 +266,8 @@ def test_roi_restricts_tiles_and_cells(reference_data, tmp_path):
     assert len(cells) > 50
     x_px = cells["x_um"] / summary["pixel_size_um"]
     y_px = cells["y_um"] / summary["pixel_size_um"]
-    assert x_px.between(900, 1024).all() and y_px.between(2100, 2600).all()
+    # centroids in pixel-index units: pixel i covers [i, i + 1), centre i + 0.5
+    assert x_px.between(899.5, 1024).all() and y_px.between(2099.5, 2600).all()
 
 
 # --------------------------------------------------------------------------- scoring
@@ -296,9 +297,12 @@ def test_tiled_slide_scoring_equals_whole_image_scoring(tmp_path):
     ihc = skdata.immunohistochemistry()  # real DAB + hematoxylin, 512 x 512
     path = tmp_path / "field.tif"
     image = _write_embedded(path, ihc, shape=(1000, 1100), origin=(300, 250), pixel_size_um=0.5)
-    whole, _, _ = score_image(image, 0.5, tile_px=4096)
-    cells, summary = score_slide(path, tile_px=256, min_tissue_fraction=0.0)
-    again, _ = score_slide(path, tile_px=256, min_tissue_fraction=0.0)
+    # one set of stain vectors and one glass level on both sides: the tiling is tested
+    # (a slide's colour is estimated once per slide, a lone image's from itself)
+    fixed = IHCParams(estimate_stains=False, background="fixed", background_intensity=245.0)
+    whole, _, _ = score_image(image, 0.5, fixed, tile_px=4096)
+    cells, summary = score_slide(path, fixed, tile_px=256, min_tissue_fraction=0.0)
+    again, _ = score_slide(path, fixed, tile_px=256, min_tissue_fraction=0.0)
     assert cells.equals(again)  # deterministic
     assert summary["n_tiles_scored"] > 4
     assert len(whole) > 100 and abs(len(cells) - len(whole)) <= 0.02 * len(whole)

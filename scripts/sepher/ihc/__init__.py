@@ -1,5 +1,9 @@
 """sepher.ihc: HER2 membrane scoring of brightfield DAB + hematoxylin biopsies.
 
+ASCO/CAP 2018 and 2023 rules live in :mod:`sepher.ihc.rules`; threshold
+calibration from reference scores in :mod:`sepher.ihc.calibration`; whole-slide
+images (SVS, NDPI, pyramidal TIFF; QuPath GeoJSON regions) in :mod:`sepher.ihc.wsi`.
+
 Per image, :func:`score_image` runs colour deconvolution (:func:`rgb_to_od`,
 :func:`stain_matrix`, :func:`unmix_h_dab`, optionally
 :func:`estimate_stain_vectors`), a tissue mask (:func:`tissue_mask`), nuclei
@@ -29,6 +33,14 @@ from sepher.ihc.deconvolution import (
     unmix_h_dab,
 )
 from sepher.ihc.overlay import DAB_DISPLAY_MAX_OD, class_overlay, dab_greyscale
+from sepher.ihc.rules import (
+    HER2_2023_LABELS,
+    INTENSITY_LABELS,
+    asco_cap_2018,
+    her2_2023,
+    intensity_levels,
+    standard_h_score,
+)
 from sepher.ihc.scoring import CELL_COLUMNS, IHCParams, classify_cells, measure_cells, score_image
 from sepher.ihc.segmentation import (
     cell_edges,
@@ -41,6 +53,12 @@ from sepher.ihc.segmentation import (
 __all__ = [
     "ASCO_CAP_LABELS",
     "CELL_COLUMNS",
+    "HER2_2023_LABELS",
+    "INTENSITY_LABELS",
+    "asco_cap_2018",
+    "her2_2023",
+    "intensity_levels",
+    "standard_h_score",
     "DAB_DISPLAY_MAX_OD",
     "DAB_RGB_OD",
     "HEMATOXYLIN_RGB_OD",

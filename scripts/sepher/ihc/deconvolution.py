@@ -253,6 +253,7 @@ def estimate_stain_vectors(
     max_deviation_deg: float = 20.0,
     default_matrix: np.ndarray | None = None,
     min_angle_deg: float = 15.0,
+    min_dab_od_ratio: float | None = 1.0,
     return_status: bool = False,
 ):
     """Per-image H and DAB vectors by Macenko et al. (ISBI 2009).
@@ -330,15 +331,26 @@ def estimate_stain_vectors(
     candidates = [c * np.sign(c.sum()) / np.linalg.norm(c) for c in candidates]
     if candidates[0][0] >= candidates[1][0]:
         hematoxylin, dab = candidates
+        dab_side = "high"
     else:
         dab, hematoxylin = candidates
+        dab_side = "low"
+    dab_dense = True
+    if min_dab_od_ratio is not None:
+        norm = np.linalg.norm(pixels, axis=1)
+        edge = 5.0
+        q_low, q_high = np.percentile(angle, [edge, 100 - edge])
+        low_od = float(np.median(norm[angle <= q_low]))
+        high_od = float(np.median(norm[angle >= q_high]))
+        dab_od, h_od = (high_od, low_od) if dab_side == "high" else (low_od, high_od)
+        dab_dense = dab_od >= min_dab_od_ratio * h_od
     limit = np.cos(np.deg2rad(max_deviation_deg))
     kept = []
     if hematoxylin @ default[0] < limit:
         hematoxylin = default[0]
     else:
         kept.append("hematoxylin")
-    if dab @ default[1] < limit:
+    if dab @ default[1] < limit or not dab_dense:
         dab = default[1]
     else:
         kept.append("DAB")

@@ -151,12 +151,14 @@ class IHCParams:
         as non-tumour; they are not scored.
     epithelium_sigma_um, epithelium_min_nuclear_fraction, epithelium_min_extranuclear_od,
     epithelium_min_nucleus_area_um2, epithelium_min_nucleus_roundness
-        See :func:`~sepher.ihc.tumour_epithelium`. No DAB enters: the
-        extranuclear OD is the counterstain's (summed OD without DAB's share;
-        0.05 keeps lumina and clefts out, as pale tumour cytoplasm and stroma
-        are alike there), and only large, roundish nuclei (20 um^2, roundness
-        0.35: carcinoma nuclei, not lymphocytes or spindle fibroblasts) count
-        towards the nuclear density.
+        See :func:`~sepher.ihc.tumour_epithelium`. No DAB enters: the call
+        rests on the density of large, roundish nuclei (20 um^2, roundness
+        0.35: carcinoma nuclei, not lymphocytes or spindle fibroblasts). The
+        extranuclear criterion (on the counterstain's OD: summed OD without
+        DAB's share) is off by default (0.0; it was 0.05): hematoxylin stains
+        no cytoplasm, so unstained HER2 0 / 1+ tumour cytoplasm is as faint
+        as stroma there and the criterion dropped whole pale nests (issue
+        16), while the tissue mask already keeps lumina and glass out.
     weak, moderate, strong : float
         Thresholds on ``membrane_dab_excess_od`` (defaults
         :data:`sepher.ihc.rules.DEFAULT_WEAK` etc.; see
@@ -191,7 +193,7 @@ class IHCParams:
     exclude_stroma: bool = True
     epithelium_sigma_um: float = 8.0
     epithelium_min_nuclear_fraction: float = 0.15
-    epithelium_min_extranuclear_od: float = 0.05
+    epithelium_min_extranuclear_od: float = 0.0
     epithelium_min_nucleus_area_um2: float = 20.0
     epithelium_min_nucleus_roundness: float = 0.35
     weak: float = rules.DEFAULT_WEAK
@@ -240,7 +242,7 @@ def measure_cells(
     dab: np.ndarray,
     pixel_size_um: float,
     *,
-    weak: float = 0.20,
+    weak: float = 0.10,
     n_sectors: int = 16,
     reference: np.ndarray | None = None,
     min_reference_area_um2: float = MIN_REFERENCE_AREA_UM2,
@@ -258,7 +260,7 @@ def measure_cells(
         Stain amounts (OD).
     pixel_size_um : float
         Pixel edge length (um).
-    weak : float, default 0.20
+    weak : float, default 0.10
         DAB OD at which a membrane sector counts as stained.
     n_sectors : int, default 16
         Angular sectors for completeness.
@@ -708,7 +710,9 @@ def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: n
     )
     if p.exclude_stroma:
         # the counterstain's OD (hematoxylin + residual): no DAB, so HER2 0 tumour counts
-        counterstain = od_sum - dab * np.float32(np.sum(matrix[1]))
+        counterstain = None
+        if p.epithelium_min_extranuclear_od > 0:
+            counterstain = od_sum - dab * np.float32(np.sum(matrix[1]))
         epithelium = tumour_epithelium(
             nuclei,
             pixel_size_um,

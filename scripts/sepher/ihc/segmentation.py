@@ -551,7 +551,7 @@ def tumour_epithelium(
     sigma_um: float = 8.0,
     min_nuclear_fraction: float = 0.15,
     extranuclear_sigma_um: float = 4.0,
-    min_extranuclear_od: float = 0.40,
+    min_extranuclear_od: float = 0.0,
     min_nucleus_area_um2: float = 0.0,
     min_nucleus_roundness: float = 0.0,
 ) -> np.ndarray:
@@ -596,8 +596,14 @@ def tumour_epithelium(
         Local nuclear area fraction from which a pixel can be epithelium.
     extranuclear_sigma_um : float, default 4.0
         Gaussian sigma (um) of the extranuclear OD.
-    min_extranuclear_od : float, default 0.40
-        Minimum local mean summed OD outside nuclei.
+    min_extranuclear_od : float, default 0.0
+        Minimum local mean summed OD outside nuclei; 0 or less skips the
+        criterion. With ``counterstain_od`` on a HER2 IHC slide it is best
+        skipped (:class:`~sepher.ihc.IHCParams` does): hematoxylin stains
+        nuclei, not cytoplasm, so the DAB-free OD of unstained tumour
+        cytoplasm is as faint as stroma's (the realistic demo tiles: both
+        ~0-0.1), and the criterion drops pale HER2 0 / 1+ nests while
+        keeping nothing out that the tissue mask does not.
     min_nucleus_area_um2, min_nucleus_roundness : float, default 0
         Only nuclei at least this large (um^2) and this round (minor / major
         axis of the equal-moment ellipse) count towards the density:
@@ -623,7 +629,7 @@ def tumour_epithelium(
     epithelium = density >= min_nuclear_fraction
     if counterstain_od is not None:
         od_sum = counterstain_od
-    if od_sum is not None:
+    if od_sum is not None and min_extranuclear_od > 0:
         weight = ~is_nucleus if tissue is None else (~is_nucleus & tissue)
         weight = weight.astype(np.float32)
         sigma_px = extranuclear_sigma_um / pixel_size_um

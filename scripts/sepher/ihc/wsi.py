@@ -1000,9 +1000,11 @@ def score_slide(
         tables = []
         n_tissue_tiles = 0
         scored_px = 0
-        for tile in iter_tiles(
-            slide, tissue, tile_px=tile_px, min_tissue_fraction=min_tissue_fraction
-        ):
+        tiles = list(
+            iter_tiles(slide, tissue, tile_px=tile_px, min_tissue_fraction=min_tissue_fraction)
+        )
+        p, colour = _slide_colour(slide, tissue, tiles, p)
+        for tile in tiles:
             n_tissue_tiles += 1
             if max_tiles is not None and len(tables) >= max_tiles:
                 continue
@@ -1058,12 +1060,73 @@ def score_slide(
             "n_tiles_scored": len(tables),
             "scored_area_mm2": float(scored_px * px**2 * 1e-6),
             "n_duplicates_dropped": int(n_duplicates),
+            **colour,
             **score_biopsy(cells),
         }
         return cells, summary
     finally:
         if own:
             slide.close()
+
+
+#: Tissue tiles (spread over the slide) whose pixels estimate the slide's stain vectors.
+STAIN_SAMPLE_TILES = 8
+
+
+def _slide_colour(slide, tissue, tiles, p):
+    """One glass level and one pair of stain vectors for the whole slide.
+
+    A slide is one staining run: estimating per tile would let the vectors,
+    and so every cell's DAB, drift from tile to tile (and differ from the
+    same field scored whole). The glass level is the tissue mask's glass
+    colour (its brightest mode) when ``background`` is ``estimate``; with
+    ``estimate_stains`` the Macenko vectors come from up to
+    :data:`STAIN_SAMPLE_TILES` tissue tiles spread evenly over the slide
+    (every 4th pixel of each), with the plausibility checks and fallback of
+    :func:`~sepher.ihc.deconvolution.estimate_stain_vectors`. Returns the
+    parameters every tile is scored with (fixed vectors and glass level) and
+    the summary entries.
+    """
+    from sepher.ihc.deconvolution import (
+        estimate_stain_vectors,
+        od_planes,
+        stain_matrix,
+    )
+
+    background = p.background_intensity
+    source = "fixed"
+    if p.background == "estimate" and tissue.glass_rgb is not None:
+        background = tuple(float(v) for v in tissue.glass_rgb)
+        source = "slide glass (low-resolution mask)"
+    matrix = stain_matrix(p.hematoxylin, p.dab)
+    vectors = "fixed"
+    if p.estimate_stains and tiles:
+        step = max(1, len(tiles) // STAIN_SAMPLE_TILES)
+        samples = []
+        for tile in tiles[::step][:STAIN_SAMPLE_TILES]:
+            rgb = slide.read(0, tile.x, tile.y, tile.w, tile.h)[::4, ::4]
+            samples.append(np.stack(od_planes(rgb, background), axis=-1).reshape(-1, 1, 3))
+        od = np.concatenate(samples, axis=0)
+        mask = od.sum(axis=-1) > p.tissue_od_threshold
+        matrix, vectors = estimate_stain_vectors(
+            od, mask=mask, default_matrix=matrix, return_status=True
+        )
+    fixed = replace(
+        p,
+        hematoxylin=tuple(float(v) for v in matrix[0]),
+        dab=tuple(float(v) for v in matrix[1]),
+        estimate_stains=False,
+        background="fixed",
+        background_intensity=background,
+    )
+    summary = {
+        "background_rgb": [float(v) for v in np.broadcast_to(background, 3)],
+        "background_source": source,
+        "stain_vectors_source": f"slide: {vectors}",
+        "hematoxylin_vector": [round(float(v), 4) for v in matrix[0]],
+        "dab_vector": [round(float(v), 4) for v in matrix[1]],
+    }
+    return fixed, summary
 
 
 def _empty_dtype(column: str):
