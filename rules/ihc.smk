@@ -33,7 +33,9 @@ IHC_TILES = {
 # reference_score and applies them to every tile (rule ihc_calibration).
 IHC_CALIBRATE = IHC["calibration"] == "reference"
 if IHC_IDS and IHC_CALIBRATE:
-    _references = [t["reference_score"] for t in IHC_TILES.values() if t["reference_score"]]
+    _references = [
+        t["reference_score"] for t in IHC_TILES.values() if t["reference_score"]
+    ]
     if len(_references) < 4 or len(set(_references)) < 2:
         raise InputError(
             config["images"],
@@ -96,7 +98,8 @@ rule ihc_score_tile:
 
 rule ihc_calibration:
     """Fit the membrane intensity thresholds on the tiles with a reference score
-    (pathologist's or control score), with bootstrap CIs and cross-validated agreement."""
+    (pathologist's or control score), with bootstrap CIs and cross-validated agreement.
+    """
     input:
         cells=ihc_tile_cells,
         lib=library_of("ihc_calibration.py"),
