@@ -41,7 +41,6 @@ from .style import (
     DOUBLE_COLUMN_MM,
     GREY,
     HER2_CLASS_COLOURS,
-    group_colours,
     manual_figure,
     mm,
     require_columns,
@@ -63,6 +62,16 @@ __all__ = [
 ]
 
 
+#: Ink of the patient lines (the house style's axes colour) and their line styles.
+PATIENT_INK = "#262626"
+PATIENT_LINESTYLES = (
+    "-",
+    (0, (4.0, 1.5)),
+    (0, (1.0, 1.2)),
+    (0, (6.0, 1.5, 1.5, 1.5)),
+    (0, (8.0, 2.0)),
+    (0, (3.0, 1.0, 1.0, 1.0, 1.0, 1.0)),
+)
 #: 2023 reporting category -> marker of the paired panel (shape carries it; no colour).
 HER2_2023_MARKERS = {
     "HER2-null": "o",
@@ -287,7 +296,11 @@ def plot_biopsies(
     patients = sorted(labels)
     n = max(len(patients), 1)
     by_key = {(str(t["patient_id"]), t["timepoint"]): t for t in tiles}
-    colours = group_colours([labels[p] for p in patients])
+    # patients are told apart by line style and a "P k" tag, not by colour: every
+    # study colour already has a meaning (conditions, groups, HER2 classes)
+    colours = {labels[p]: PATIENT_INK for p in patients}
+    styles = {labels[p]: PATIENT_LINESTYLES[k % len(PATIENT_LINESTYLES)]
+              for k, p in enumerate(patients)}  # fmt: skip
 
     fig = manual_figure(width_mm, 100.0)  # height set once the text is measured
     renderer = fig.canvas.get_renderer()
@@ -318,8 +331,11 @@ def plot_biopsies(
         )
         for row in samples.itertuples()
     }
-    widest = max((width_mm_of(t, label_pt, "bold") for t in point_text.values()), default=10.0)
-    ylabel_mm, span_mm, lead_mm = 12.0, 24.0, 3.0
+    widest = max(
+        (width_mm_of(f"P{len(patients)} {t}", label_pt, "bold") for t in point_text.values()),
+        default=10.0,
+    )
+    ylabel_mm, span_mm, lead_mm = 12.0, 18.0, 3.0
     side_mm = widest + lead_mm + 1.0
     b_left = ylabel_mm
     b_width = side_mm + span_mm + side_mm
@@ -448,12 +464,13 @@ def plot_biopsies(
         xs = [i for i, t in enumerate(TIMEPOINTS) if t in rows.index]
         ys = [float(rows.loc[TIMEPOINTS[i], "h_score"]) for i in xs]
         colour = colours[labels[pid]]
-        ax_b.plot(xs, ys, "-", color=colour, lw=1.0, zorder=2)
+        ax_b.plot(xs, ys, ls=styles[labels[pid]], color=colour, lw=1.0, zorder=2)
         for i, y in zip(xs, ys, strict=True):
             category = rows.loc[TIMEPOINTS[i], "her2_2023"]
             ax_b.plot(i, y, HER2_2023_MARKERS[category], ms=4.5, mfc="white", mec=colour,
                       mew=1.0, zorder=3)  # fmt: skip
-            points.setdefault(i, []).append((pid, y, point_text[(pid, TIMEPOINTS[i])]))
+            tag = labels[pid].replace("Patient ", "P")
+            points.setdefault(i, []).append((pid, y, f"{tag} {point_text[(pid, TIMEPOINTS[i])]}"))
     for i, items in points.items():
         ys = np.nan_to_num(np.array([y for _, y, _ in items]))
         placed = _spread(ys, gap_y, 0.5 * gap_y, 300.0 * 1.04 - 0.5 * gap_y)
@@ -480,7 +497,7 @@ def plot_biopsies(
         xs = [i for i, t in enumerate(TIMEPOINTS) if t in rows.index]
         ys = [float(rows.loc[TIMEPOINTS[i], "pct_complete"]) for i in xs]
         colour = colours[labels[pid]]
-        ax_c.plot(xs, ys, "-", color=colour, lw=1.0, zorder=2)
+        ax_c.plot(xs, ys, ls=styles[labels[pid]], color=colour, lw=1.0, zorder=2)
         for i, y in zip(xs, ys, strict=True):
             category = rows.loc[TIMEPOINTS[i], "her2_2023"]
             ax_c.plot(i, y, HER2_2023_MARKERS[category], ms=4.5, mfc="white", mec=colour,
@@ -489,7 +506,8 @@ def plot_biopsies(
     # legends of b and c: patients; 2023 markers and the cut-off below them
     legend_x = fx(c_left + c_width + 2.0)
     first = fig.legend(
-        handles=[Line2D([], [], color=colours[labels[p]], lw=1.0, label=labels[p])
+        handles=[Line2D([], [], color=colours[labels[p]], ls=styles[labels[p]], lw=1.0,
+                        label=labels[p].replace("Patient ", "P"))
                  for p in patients],
         loc="upper left",
         bbox_to_anchor=(legend_x, fy(plot_bottom + plot_h + title_mm - 1.0)),
