@@ -65,7 +65,8 @@ def run(directory, assay):
     sheet = one_assay_sheet(directory, assay)
     header = sheet.read_text().splitlines()[0].split("\t")
     assert header == ASSAY_COLUMNS[assay]
-    write_config(directory, images=sheet)
+    # a sheet of the required columns only has no reference_score: literature thresholds
+    write_config(directory, images=sheet, **{"ihc.calibration": "none"})
     result = snakemake(directory, "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     return made(directory)
@@ -117,7 +118,7 @@ def test_if_only_sheet_runs_to_figs_2_3_s1(tmp_path):
 )
 def test_asking_for_the_other_assays_figure_says_so(tmp_path, assay, target, expected):
     sheet = one_assay_sheet(tmp_path, assay)
-    write_config(tmp_path, images=sheet)
+    write_config(tmp_path, images=sheet, **{"ihc.calibration": "none"})
     result = snakemake(tmp_path, "--cores", "1", "--dry-run", target)
     assert result.returncode != 0
     message = f"Invalid input: file {sheet}, column 'assay'; {expected}"
