@@ -21,7 +21,7 @@ from scipy.spatial import cKDTree
 
 from sepher.ihc import IHCParams, score_biopsies, score_image
 from sepher.ihc.calibration import calibrate_thresholds, linear_weighted_kappa
-from sepher.ihc.rules import ASCO_CAP_LABELS, classify_cells
+from sepher.ihc.rules import ASCO_CAP_LABELS, reclassify
 
 DEMO = "resources/demo"
 #: Measured on this demo (stain_estimation macenko, literature thresholds):
@@ -105,15 +105,7 @@ def test_categories_with_calibration_from_half_the_biopsies(demo):
         seed=16,
     )
     t = result.thresholds
-    classes = classify_cells(
-        cells["membrane_dab_excess_od"],
-        cells["membrane_completeness"],
-        weak=t["weak"],
-        moderate=t["moderate"],
-        strong=t["strong"],
-    )
-    calibrated = cells.assign(**{c: classes[c].to_numpy() for c in classes.columns})
-    measured = score_biopsies(calibrated)
+    measured = score_biopsies(reclassify(cells, t))
     merged, exact, kappa = _agreement(measured, demo["truth"])
     print(t, merged[["patient_id", "timepoint", "asco_cap_label_true", "asco_cap_label"]])
     print(f"exact {exact:.3f}, weighted kappa {kappa:.3f}")

@@ -68,6 +68,7 @@ __all__ = [
     "INTENSITY_LABELS",
     "asco_cap_2018",
     "classify_cells",
+    "reclassify",
     "her2_2023",
     "intensity_levels",
     "standard_h_score",
@@ -349,3 +350,42 @@ def standard_h_score(levels) -> float:
         raise ValueError("intensity levels must be 0, 1, 2 or 3")
     counts = np.bincount(levels.astype(np.int64), minlength=4)
     return float(100.0 * (counts[1] + 2 * counts[2] + 3 * counts[3]) / levels.size)
+
+
+def reclassify(
+    cells: pd.DataFrame,
+    thresholds,
+    *,
+    complete_fraction: float = 0.8,
+    max_fraction_for_0: float = 0.10,
+) -> pd.DataFrame:
+    """A per-cell table re-classified with other intensity thresholds.
+
+    The columns of :func:`classify_cells` are replaced from the table's own
+    ``membrane_dab_excess_od`` and ``membrane_completeness`` (the latter as
+    measured: it is not re-measured at the new ``weak``).
+
+    Parameters
+    ----------
+    cells : DataFrame
+        Per-cell table with those two columns.
+    thresholds : mapping
+        ``weak``, ``moderate`` and ``strong`` (e.g. calibrated).
+    complete_fraction, max_fraction_for_0 : float
+        See :func:`classify_cells`.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``cells`` with the new classes.
+    """
+    classes = classify_cells(
+        cells["membrane_dab_excess_od"],
+        cells["membrane_completeness"],
+        weak=thresholds["weak"],
+        moderate=thresholds["moderate"],
+        strong=thresholds["strong"],
+        complete_fraction=complete_fraction,
+        max_fraction_for_0=max_fraction_for_0,
+    )
+    return cells.assign(**{c: classes[c].to_numpy() for c in classes.columns})

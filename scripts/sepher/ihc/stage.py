@@ -14,7 +14,7 @@ import pandas as pd
 
 from sepher.ihc.biopsy import paired_changes, score_biopsies
 from sepher.ihc.overlay import class_overlay
-from sepher.ihc.rules import ASCO_CAP_LABELS, classify_cells
+from sepher.ihc.rules import ASCO_CAP_LABELS, reclassify
 from sepher.ihc.scoring import IHCParams, score_image
 from sepher.io.tables import iter_tables
 
@@ -239,17 +239,12 @@ def biopsy_tables(
     cells = cells.sort_values(["patient_id", "timepoint", "image_id", "cell_id"], kind="stable")
     if thresholds is not None:
         p = params or IHCParams()
-        classes = classify_cells(
-            cells["membrane_dab_excess_od"],
-            cells["membrane_completeness"],
-            weak=thresholds["weak"],
-            moderate=thresholds["moderate"],
-            strong=thresholds["strong"],
+        cells = reclassify(
+            cells,
+            thresholds,
             complete_fraction=p.complete_fraction,
             max_fraction_for_0=p.max_fraction_for_0,
         )
-        for column in classes.columns:
-            cells[column] = classes[column].to_numpy()
     samples = score_biopsies(
         cells,
         cutoff_pct=cutoff_pct,
