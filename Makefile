@@ -12,7 +12,7 @@ FIGURES := fig1_dose_response fig2_her2_localisation fig3_sequential_exposure \
 	figS11_ihc_calibration \
 	table3_response
 
-.PHONY: demo test test-fast venv demo-data bench scale lint format dryrun clean slurm-test
+.PHONY: demo test test-fast venv demo-data bench scale lint format dryrun clean slurm-test study
 
 # Set-up: a virtual environment with every package pinned (requirements.lock).
 # The library (scripts/sepher) is not installed: Snakemake puts scripts/ on the
@@ -31,6 +31,12 @@ demo: venv
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 	@echo "Figures: results/figures/  Tables: results/  Report: results/report.html"
+
+# A new study folder for your own data: a commented config with every key and its
+# default, empty correctly headed cohort / plates / sample-sheet templates, a README.
+study: venv
+	@test -n "$(DEST)" || { echo "usage: make study DEST=path/to/new-study"; exit 2; }
+	PYTHONPATH=scripts $(BIN)/python scripts/new_study.py $(DEST)
 
 # Regenerate the committed simulated demo data (byte-identical; tested).
 demo-data: venv

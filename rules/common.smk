@@ -41,14 +41,58 @@ SURVIVAL["categorical"] = {
 
 INPUT_KEYS = ("cohort", "plates", "images")
 for _key in INPUT_KEYS:
-    _path = config.get(_key)
-    if _path and not Path(_path).is_file():
+    _paths = config.get(_key)
+    _paths = _paths if isinstance(_paths, list) else [_paths] if _paths else []
+    # `plates` in an instrument form (plates_format) may be a folder or a list
+    _folder_ok = _key == "plates" and config["plates_format"] != "long"
+    for _path in _paths:
+        if not (Path(_path).is_file() or (_folder_ok and Path(_path).is_dir())):
+            raise InputError(
+                _config_name,
+                "the path of an existing file (relative to the working directory)"
+                + (" or folder" if _folder_ok else ""),
+                column=_key,
+                value=_path,
+            )
+for _key in ("plate_map", "redcap_dictionary"):
+    if config.get(_key) and not Path(config[_key]).exists():
         raise InputError(
             _config_name,
             "the path of an existing file (relative to the working directory)",
             column=_key,
-            value=_path,
+            value=config[_key],
         )
+if config.get("plate_map") and config["plates_format"] != "grid":
+    raise InputError(
+        _config_name,
+        "plate_map only with plates_format: grid",
+        column="plate_map",
+        value=config["plate_map"],
+        hint=f"plates_format is {config['plates_format']}.",
+    )
+if config["plates_format"] == "grid" and configured("plates") and not config.get("plate_map"):
+    raise InputError(
+        _config_name,
+        "a plate_map (the plate map in plater block form) with plates_format: grid",
+        column="plate_map",
+    )
+
+
+def _yaml_level(value):
+    """A cohort_format value-map key or value as the cohort spells it (YAML 1.1 reads
+    bare yes/no as booleans)."""
+    return _as_level(value) if isinstance(value, bool) else value
+
+
+COHORT_FORMAT = {
+    **config["cohort_format"],
+    "values": {
+        column: {_yaml_level(k): _yaml_level(v) for k, v in mapping.items()}
+        for column, mapping in config["cohort_format"]["values"].items()
+    },
+}
+config["cohort_format"] = COHORT_FORMAT
+REDCAP_DICTIONARY = config.get("redcap_dictionary") or None
 
 
 def configured(key):
@@ -56,13 +100,48 @@ def configured(key):
     return bool(config.get(key))
 
 
+def input_files(key):
+    """The files of input `key` as read: the cohort (and its REDCap dictionary), every
+    plate file and plate map of an instrument form, or the sample sheet."""
+    if not configured(key):
+        return []
+    if key == "plates":
+        from sepher.io.plate_formats import plate_sources
+
+        files = plate_sources(config["plates"])
+        if config.get("plate_map"):
+            files += plate_sources(config["plate_map"])
+        return [str(f) for f in files]
+    if key == "cohort":
+        return [config["cohort"]] + ([REDCAP_DICTIONARY] if REDCAP_DICTIONARY else [])
+    return [config[key]]
+
+
+def inputs_digest(key):
+    """SHA-256 over the files of input `key` (names and contents): the cache key of
+    its start-up check."""
+    import hashlib
+
+    from sepher.io.provenance import sha256
+
+    digest = hashlib.sha256()
+    for path in input_files(key):
+        digest.update(f"{path}\0{sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def cohort_has_column(column):
-    """True when the configured cohort file's header names `column` (optional columns)."""
+    """True when the configured cohort's header (after cohort_format's column map, or
+    through the REDCap dictionary) names `column` (optional columns)."""
     if not configured("cohort") or not column or not Path(config["cohort"]).is_file():
         return False
-    with open(config["cohort"], encoding="utf-8-sig") as stream:
-        header = stream.readline()
-    return column in [c.strip() for c in header.strip().split(",")]
+    from sepher.io.cohort import cohort_columns
+
+    return column in cohort_columns(
+        config["cohort"],
+        cohort_format=COHORT_FORMAT,
+        redcap_dictionary=REDCAP_DICTIONARY,
+    )
 
 
 # Figure id -> the input it is built from, and the tables of each input;
@@ -168,7 +247,6 @@ def _validate_cohort_once():
     import json
 
     from sepher.io.cohort import check_analysis_set, read_cohort
-    from sepher.io.provenance import sha256
 
     params = {
         "group": SURVIVAL["group"],
@@ -184,13 +262,19 @@ def _validate_cohort_once():
         "response": SURVIVAL["response"],
     }
     key = hashlib.sha256(
-        (sha256(config["cohort"]) + json.dumps(params, sort_keys=True)).encode()
+        (
+            inputs_digest("cohort")
+            + json.dumps(params, sort_keys=True)
+            + json.dumps(COHORT_FORMAT, sort_keys=True)
+        ).encode()
     ).hexdigest()
     marker = Path(".snakemake", "sepher-validated", f"cohort-{key}")
     if marker.exists():
         return
     cohort = read_cohort(
         config["cohort"],
+        cohort_format=COHORT_FORMAT,
+        redcap_dictionary=REDCAP_DICTIONARY,
         group=params["group"],
         group_levels=params["group_levels"],
         covariates=params["covariates"],
@@ -224,7 +308,7 @@ def cohort_mem_mb(wildcards, attempt):
     (sepher.workflow.cohort_mem_mb: measured by `make scale`)."""
     from sepher.workflow import cohort_mem_mb as from_size
 
-    size = Path(config["cohort"]).stat().st_size if configured("cohort") else 0
+    size = sum(Path(f).stat().st_size for f in input_files("cohort"))
     return from_size(size, attempt)
 
 

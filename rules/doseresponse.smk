@@ -22,10 +22,39 @@ wildcard_constraints:
     shard=r"dr[0-9]+",
 
 
+if PLATES_FORMAT != "long":
+
+    rule plates_import:
+        """Plates as the instrument wrote them (plater, grid + plate map, GDSC-style)
+        -> the long table, each well with its source file, plate and cell; the wells
+        left out (overflow, not in the plate map) in the import log."""
+        input:
+            sources=input_files("plates"),
+            lib=library_of("plates_import.py"),
+        output:
+            table=PLATES_IMPORTED,
+            log=PLATES_IMPORT_LOG,
+        log:
+            "results/logs/doseresponse/plates_import.log",
+        benchmark:
+            "results/benchmarks/doseresponse/plates_import.tsv"
+        conda:
+            CONDA_ENV
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        params:
+            plates=config.get("plates"),
+            fmt=PLATES_FORMAT,
+            plate_map=config.get("plate_map"),
+        script:
+            "../scripts/plates_import.py"
+
+
 rule doseresponse_split:
     """The plates table streamed into one plates file per shard of cell lines."""
     input:
-        plates=config.get("plates") or [],
+        plates=PLATES_TABLE,
         lib=library_of("doseresponse_split.py"),
     output:
         plates=dr_shard_files(DR_SHARD_FILES["plates"]),
@@ -69,7 +98,7 @@ rule doseresponse_normalise:
         max_cv_percent=DOSERESPONSE["max_cv_percent"],
         min_signal_window=DOSERESPONSE["min_signal_window"],
         qc_action=DOSERESPONSE["qc_action"],
-        plates_file=config.get("plates") or "",
+        plates_file=plates_source() if PLATES_FORMAT == "long" else PLATES_IMPORTED,
     script:
         "../scripts/doseresponse_normalise.py"
 
@@ -261,4 +290,4 @@ TABLES["plates"] = [
     rules.doseresponse_join.output.fits,
     rules.doseresponse_join.output.by_replicate,
     rules.doseresponse_join.output.comparisons,
-]
+] + ([PLATES_IMPORTED, PLATES_IMPORT_LOG] if PLATES_FORMAT != "long" else [])

@@ -3,6 +3,24 @@
 # the plates table, and what the doseresponse config names in it, validated once
 # at parse time, before any job runs.
 
+#: The form of `plates` (long, plater, grid, gdsc). Instrument forms are converted
+#: to the long table by rule plates_import (sepher.io.plate_formats), which keeps
+#: each well's source file, plate and grid cell; the stage reads PLATES_TABLE.
+PLATES_FORMAT = config["plates_format"]
+PLATES_IMPORTED = "results/doseresponse/plates_imported.csv"
+PLATES_IMPORT_LOG = "results/doseresponse/plates_import_log.csv"
+PLATES_TABLE = (
+    (config.get("plates") or []) if PLATES_FORMAT == "long" else PLATES_IMPORTED
+)
+
+
+def plates_source():
+    """How messages name the plates input: the file, or the folder / files of an
+    instrument form."""
+    plates = config.get("plates") or ""
+    return ", ".join(plates) if isinstance(plates, list) else str(plates)
+
+
 
 def _validate_plates_once():
     """Check the plates table at start-up, before any job runs.
@@ -17,19 +35,24 @@ def _validate_plates_once():
     import json
 
     from sepher.io.plates import check_plates_config, read_plates
-    from sepher.io.provenance import sha256
 
     params = {
         key: DOSERESPONSE[key] for key in ("drug", "comparisons", "figure_conditions")
     }
     key = hashlib.sha256(
-        (sha256(config["plates"]) + json.dumps(params, sort_keys=True)).encode()
+        (
+            inputs_digest("plates")
+            + PLATES_FORMAT
+            + json.dumps(params, sort_keys=True)
+        ).encode()
     ).hexdigest()
     marker = Path(".snakemake", "sepher-validated", f"plates-{key}")
     if marker.exists():
         return
-    plates = read_plates(config["plates"])
-    check_plates_config(plates, config["plates"], config_file=_config_name, **params)
+    plates = read_plates(
+        config["plates"], fmt=PLATES_FORMAT, plate_map=config.get("plate_map")
+    )
+    check_plates_config(plates, plates_source(), config_file=_config_name, **params)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
 
@@ -56,17 +79,25 @@ def doseresponse_shards():
 
     import pandas as pd
 
-    from sepher.io.provenance import sha256
-
     size = int(DOSERESPONSE["plates_per_job"])
-    key = hashlib.sha256(f"{sha256(config['plates'])}:{size}".encode()).hexdigest()
+    key = hashlib.sha256(
+        f"{inputs_digest('plates')}:{PLATES_FORMAT}:{size}".encode()
+    ).hexdigest()
     cache = Path(".snakemake", "sepher-validated", f"plates-shards-{key}.json")
     if cache.exists():
         shards = json.loads(cache.read_text())
     else:
-        pairs = pd.read_csv(
-            config["plates"], usecols=["plate_id", "cell_line"], dtype=str
-        ).drop_duplicates()
+        if PLATES_FORMAT == "long":
+            pairs = pd.read_csv(
+                config["plates"], usecols=["plate_id", "cell_line"], dtype=str
+            )
+        else:
+            from sepher.io.plate_formats import import_plates
+
+            pairs = import_plates(
+                config["plates"], PLATES_FORMAT, plate_map=config.get("plate_map")
+            )[["plate_id", "cell_line"]]
+        pairs = pairs.drop_duplicates()
         plates_per_line = pairs.groupby("cell_line", sort=True)["plate_id"].nunique()
         shards, current, n_plates = {}, [], 0
         for line, n in plates_per_line.items():

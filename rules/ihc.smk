@@ -1,6 +1,6 @@
 # IHC biopsy stage: IHC rows of the images sheet -> per-tile HER2 membrane
-# scoring (one job per tile) -> per-biopsy ASCO/CAP scores -> fig4.
-import re
+# scoring (several tiles per job, ihc.tiles_per_job; a whole slide alone) ->
+# per-biopsy ASCO/CAP scores -> fig4.
 
 # The IHC rows of the images sheet (read and validated once: images_sheet,
 # rules/common.smk).
@@ -13,11 +13,10 @@ IHC_SHEET = (
     else None
 )
 IHC_IDS = [] if IHC_SHEET is None else sorted(IHC_SHEET["image_id"])
-# IHC tile ids only: the IF stage writes label images to the same folder.
-IHC_ID_PATTERN = "|".join(re.escape(i) for i in IHC_IDS) or "(?!)"
 IHC = config["ihc"]
 
-# Per tile: its sheet row as plain values (params; a changed row reruns that tile).
+# Per tile: its sheet row as plain values (params of its batch: a changed row
+# reruns that batch).
 IHC_TILES = {
     image_id: {
         "image_id": image_id,
@@ -55,6 +54,7 @@ IHC_STAGE_KEYS = (
     "calibration",
     "calibration_bootstrap",
     "calibration_seed",
+    "tiles_per_job",
 )
 # sepher.ihc.IHCParams from the config section (stage-level keys left out).
 IHC_SCORING = {
@@ -64,36 +64,83 @@ IHC_SCORING = {
 } | {"estimate_stains": IHC["stain_estimation"] == "macenko"}
 
 
-rule ihc_score_tile:
-    """One H-DAB tile: nuclei, cells, membrane bands, per-cell HER2 class."""
-    input:
-        image=lambda wildcards: IHC_SHEET.at[wildcards.image_id, "file"],
-        roi=lambda wildcards: IHC_TILES[wildcards.image_id]["roi_geojson"] or [],
-        lib=library_of("ihc_score_tile.py"),
-    output:
-        cells="results/imaging/ihc_tiles/{image_id}_cells.csv",
-        summary="results/imaging/ihc_tiles/{image_id}_summary.json",
-        nuclei="results/imaging/labels/{image_id}_nuclei.tif",
-        cell_labels="results/imaging/labels/{image_id}_cells.tif",
-        overlay="results/imaging/ihc_overlays/{image_id}.png",
-    log:
-        "results/logs/ihc/score_tile/{image_id}.log",
-    benchmark:
-        "results/benchmarks/ihc/score_tile/{image_id}.tsv"
-    wildcard_constraints:
-        image_id=IHC_ID_PATTERN,
-    conda:
-        CONDA_ENV
-    # measured: 130-170 MB peak RSS / 1.1 s per 512 x 512 demo tile, ~470 MB at
-    # 2048 x 2048 (profiles/slurm groups 20 tiles per job: 20 x 3 min)
-    resources:
-        mem_mb=1000,
-        runtime=3,
-    params:
-        tile=lambda wildcards: IHC_TILES[wildcards.image_id],
-        scoring=IHC_SCORING,
-    script:
-        "../scripts/ihc_score_tile.py"
+# The files each tile gets, whatever its batch (downstream rules name these).
+IHC_TILE_FILES = {
+    "cells": "results/imaging/ihc_tiles/{image_id}_cells.csv",
+    "summary": "results/imaging/ihc_tiles/{image_id}_summary.json",
+    "nuclei": "results/imaging/labels/{image_id}_nuclei.tif",
+    "cell_labels": "results/imaging/labels/{image_id}_cells.tif",
+    "overlay": "results/imaging/ihc_overlays/{image_id}.png",
+}
+
+
+def _whole_slide(path):
+    """sepher.ihc.wsi.is_whole_slide, without importing the IHC library (about
+    1 s) for a JPEG or PNG photomicrograph, which is never a slide."""
+    if str(path).lower().endswith((".jpg", ".jpeg", ".png")):
+        return False
+    from sepher.ihc.wsi import is_whole_slide
+
+    return is_whole_slide(path)
+
+
+def ihc_batches(image_ids, whole_slides, size):
+    """Batch id -> image ids: the tiles and photos `size` at a time in image_id
+    order, then each whole slide alone (a slide is a long job of its own; a
+    slide added or removed does not move the tiles' batches). Ids ihc0001, ..."""
+    slides = set(whole_slides)
+    tiles = [i for i in sorted(image_ids) if i not in slides]
+    groups = [tiles[k : k + size] for k in range(0, len(tiles), size)]
+    groups += [[i] for i in sorted(slides)]
+    return {f"ihc{n:04d}": ids for n, ids in enumerate(groups, start=1)}
+
+
+IHC_SLIDES = sorted(i for i in IHC_IDS if _whole_slide(IHC_SHEET.at[i, "file"]))
+IHC_BATCHES = ihc_batches(IHC_IDS, IHC_SLIDES, int(IHC["tiles_per_job"]))
+
+
+# One rule per batch (its outputs are the batch's per-tile files, so each batch
+# is a rule of its own: ihc_score_batch_ihc0001, ...). Its params are the rows of
+# the batch: a changed sheet row reruns only its batch.
+# Resources: one image is in memory at a time, so mem_mb does not grow with the
+# batch; runtime does. Measured (2 MP photos, 1 core): ~2.5 s per 1920 x 1080
+# photo with its files, ~1.5 s per 1280 x 720, plus ~2 s of start-up per job;
+# 130-170 MB peak RSS per 512 x 512 tile, ~470 MB at 2048 x 2048. A whole slide
+# scores at ~1 MP/s of tissue per core (bench/bench_wsi.py); for slides larger
+# than ~3 GP of tissue raise its request (--set-resources ihc_score_batch_ihcNNNN:runtime=...).
+# On SLURM the batches go to the cluster in groups (profiles/slurm: group ihc_tiles).
+for _batch, _ids in IHC_BATCHES.items():
+    _slide = _ids[0] in IHC_SLIDES
+
+    rule:
+        name:
+            f"ihc_score_batch_{_batch}"
+        input:
+            images=[IHC_SHEET.at[i, "file"] for i in _ids],
+            rois=[IHC_TILES[i]["roi_geojson"] for i in _ids if IHC_TILES[i]["roi_geojson"]],
+            lib=library_of("ihc_score_batch.py"),
+        output:
+            **{
+                kind: expand(pattern, image_id=_ids)
+                for kind, pattern in IHC_TILE_FILES.items()
+            },
+        log:
+            f"results/logs/ihc/score_batch/{_batch}.log",
+        benchmark:
+            f"results/benchmarks/ihc/score_batch/{_batch}.tsv"
+        group:
+            "ihc_tiles"
+        conda:
+            CONDA_ENV
+        resources:
+            mem_mb=3000 if _slide else 1000,
+            runtime=60 if _slide else 3 + len(_ids),
+            image_slots=1,
+        params:
+            tiles=[IHC_TILES[i] for i in _ids],
+            scoring=IHC_SCORING,
+        script:
+            "../scripts/ihc_score_batch.py"
 
 
 rule ihc_calibration:
@@ -160,8 +207,8 @@ rule fig4_biopsies:
     """IHC tiles (DAB, membranes by class) and paired pre/post scores per patient."""
     input:
         samples=rules.ihc_biopsies.output.samples,
-        summaries=expand(rules.ihc_score_tile.output.summary, image_id=IHC_IDS),
-        overlays=expand(rules.ihc_score_tile.output.overlay, image_id=IHC_IDS),
+        summaries=expand(IHC_TILE_FILES["summary"], image_id=IHC_IDS),
+        overlays=expand(IHC_TILE_FILES["overlay"], image_id=IHC_IDS),
         style=HOUSE_STYLE,
         lib=library_of("fig_biopsies.py"),
     output:

@@ -70,8 +70,13 @@ _IF_ROWS = []
 
 
 def if_rows():
-    """Image id -> its sample-sheet row as plain Python values (made once per process)."""
+    """Image id -> its sample-sheet row as plain Python values (made once per process):
+    channel names resolved to indices and a blank pixel size taken from the file's
+    metadata (sepher.io.images.resolve_row; files whose row needs neither are not
+    opened)."""
     if not _IF_ROWS:
+        from sepher.io.images import resolve_row
+
         sheet = if_sheet()
         rows = {}
         if sheet is not None:
@@ -79,6 +84,8 @@ def if_rows():
                 row = {
                     k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()
                 }
+                # (the start-up check has already named any bad row)
+                row = resolve_row(row, config["images"])
                 rows[row["image_id"]] = row
         _IF_ROWS.append(rows)
     return _IF_ROWS[0]

@@ -123,7 +123,7 @@ SHEET_IMAGES = (
 rule provenance:
     """Checksums of the inputs and of every image, config, workflow commit, versions, date."""
     input:
-        inputs=[config[key] for key in INPUT_KEYS if configured(key)],
+        inputs=[path for key in INPUT_KEYS for path in input_files(key)],
         images=SHEET_IMAGES,
         lib=library_of("provenance.py"),
     output:

@@ -25,9 +25,11 @@ if cohort_has_column(SURVIVAL["response"]):
 
 
 rule survival_endpoints:
-    """Validate the cohort table and derive OS and PFS2 once (per patient)."""
+    """Validate the cohort table (read as cohort_format says) and derive OS and PFS2
+    once (per patient)."""
     input:
         cohort=config.get("cohort") or [],
+        redcap_dictionary=REDCAP_DICTIONARY or [],
         lib=library_of("survival_endpoints.py"),
     output:
         endpoints="results/survival/endpoints.csv",
@@ -46,6 +48,7 @@ rule survival_endpoints:
         covariates=SURVIVAL["covariates"],
         categorical=SURVIVAL["categorical"],
         response=SURVIVAL["response"],
+        cohort_format=COHORT_FORMAT,
     script:
         "../scripts/survival_endpoints.py"
 

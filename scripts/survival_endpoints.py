@@ -8,6 +8,8 @@ from sepher.workflow import run_logged, snakemake_or_cli
 def main(smk):
     endpoints = read_cohort(
         smk.input.cohort,
+        cohort_format=smk.params.cohort_format,
+        redcap_dictionary=smk.input.redcap_dictionary or None,
         group=smk.params.group,
         group_levels=smk.params.group_levels,
         covariates=smk.params.covariates,

@@ -4,7 +4,10 @@ One module-scoped run of the ``fig4_biopsies`` target in a scratch directory
 (demo images sheet, absolute path; no cohort or plates), then checks on what a
 user gets: the figure, the per-cell / per-biopsy / paired tables, label
 images, the simulated truth recovered, determinism and an early, clear stop
-on a bad sample-sheet row.
+on a bad sample-sheet row (these are marked slow: they run Snakemake).
+
+Fast: a batch of tiles scored in one job (``score_batch``, the batch rules)
+writes each tile's files byte for byte as a batch of one does.
 """
 
 import hashlib
@@ -16,12 +19,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from PIL import Image
+
+from sepher.ihc import IHCParams
+from sepher.ihc.stage import TILE_OUTPUTS, score_batch
 
 from . import workflow
 from .conftest import PROJECT
 from .workflow import snakemake
 
-pytestmark = pytest.mark.slow  # every test here runs Snakemake
+slow = pytest.mark.slow  # the tests that run Snakemake
 
 DEMO = PROJECT / "resources" / "demo"
 TARGET = "fig4_biopsies"
@@ -70,6 +77,7 @@ def samples(ihc_run):
     return pd.read_csv(ihc_run / "results" / "imaging" / "ihc_samples.csv")
 
 
+@slow
 def test_figure_tables_and_label_images_are_made(ihc_run):
     results = ihc_run / "results"
     for ext in ("pdf", "png"):
@@ -91,6 +99,7 @@ def test_figure_tables_and_label_images_are_made(ihc_run):
         assert (results / "imaging" / "ihc_overlays" / f"{image_id}.png").is_file()
 
 
+@slow
 def test_biopsy_categories_against_the_truth(samples):
     """The run's categories (the demo config calibrates on the reference-scored
     half of the biopsies) against the designed truth; the issue's goal is every
@@ -112,6 +121,7 @@ def test_biopsy_categories_against_the_truth(samples):
     assert samples["has_reference_score"].sum() == 4
 
 
+@slow
 def test_calibration_table_and_figure(ihc_run):
     results = ihc_run / "results"
     table = pd.read_csv(results / "imaging" / "ihc_calibration.csv")
@@ -129,6 +139,7 @@ def test_calibration_table_and_figure(ihc_run):
         assert (results / "figures" / f"{CALIBRATION}.{ext}").stat().st_size > 20000
 
 
+@slow
 def test_paired_changes_of_one_patient_by_hand(ihc_run, samples):
     paired = pd.read_csv(ihc_run / "results" / "imaging" / "ihc_paired.csv")
     paired = paired.set_index("patient_id")
@@ -144,6 +155,7 @@ def test_paired_changes_of_one_patient_by_hand(ihc_run, samples):
     assert row["asco_cap_change"] < 0 and row["h_score_change"] < 0
 
 
+@slow
 def test_samples_table_is_per_biopsy_with_percentages(samples):
     assert list(samples[["patient_id", "timepoint"]].itertuples(index=False, name=None)) == [
         (p, t) for p in ("BX-01", "BX-02", "BX-03", "BX-04") for t in ("pre", "post")
@@ -155,6 +167,7 @@ def test_samples_table_is_per_biopsy_with_percentages(samples):
     assert np.allclose(h, samples["h_score"])
 
 
+@slow
 def test_up_to_date_and_a_figure_option_reruns_only_the_figure(ihc_run, tmp_path):
     run = snakemake(ihc_run, "--cores", "1", "--dry-run", TARGET, "--quiet", "rules")
     assert run.returncode == 0, run.stderr
@@ -164,9 +177,10 @@ def test_up_to_date_and_a_figure_option_reruns_only_the_figure(ihc_run, tmp_path
     assert run.returncode == 0, run.stderr
     out = run.stdout + run.stderr
     assert "fig4_biopsies" in out
-    assert "ihc_score_tile" not in out and "ihc_biopsies" not in out, out
+    assert "ihc_score_batch" not in out and "ihc_biopsies" not in out, out
 
 
+@slow
 def test_outputs_are_byte_identical_with_one_core(ihc_run, tmp_path):
     write_config(tmp_path)
     run = snakemake(tmp_path, "--cores", "1", TARGET)
@@ -180,6 +194,7 @@ def test_outputs_are_byte_identical_with_one_core(ihc_run, tmp_path):
     shutil.rmtree(tmp_path / "results")
 
 
+@slow
 def test_bad_timepoint_stops_before_any_job(tmp_path):
     rows = ihc_rows()
     (tmp_path / "images" / "ihc").mkdir(parents=True)
@@ -209,6 +224,7 @@ def _slide_sheet(tmp_path, pixel_size_um="0.499", roi=""):
     return sheet
 
 
+@slow
 def test_whole_slide_row_is_scored_tile_by_tile_inside_its_roi(tmp_path):
     """An SVS row: pixel size checked against the metadata, tissue tiles scored at
     scan resolution, cells kept inside the QuPath GeoJSON outline only."""
@@ -241,6 +257,7 @@ def test_whole_slide_row_is_scored_tile_by_tile_inside_its_roi(tmp_path):
     assert labels.shape == (1024, 1024)
 
 
+@slow
 def test_whole_slide_pixel_size_disagreeing_with_metadata_stops(tmp_path):
     sheet = _slide_sheet(tmp_path, pixel_size_um="0.25")
     write_config(tmp_path, images=sheet, **{"ihc.calibration": "none"})
@@ -248,3 +265,64 @@ def test_whole_slide_pixel_size_disagreeing_with_metadata_stops(tmp_path):
     assert run.returncode != 0
     assert "0.25" in run.stderr and "0.499" in run.stderr, run.stderr[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+# ---------------------------------------------------------------- batches (fast)
+
+
+def _tile_files(directory, ids):
+    """Per-tile output paths (as rules/ihc.smk names them) under `directory`."""
+    names = {
+        "cells": "ihc_tiles/{}_cells.csv",
+        "summary": "ihc_tiles/{}_summary.json",
+        "nuclei": "labels/{}_nuclei.tif",
+        "cell_labels": "labels/{}_cells.tif",
+        "overlay": "ihc_overlays/{}.png",
+    }
+    return {kind: [Path(directory) / names[kind].format(i) for i in ids] for kind in TILE_OUTPUTS}
+
+
+def test_a_batch_of_three_tiles_writes_the_files_of_three_single_tile_jobs(tmp_path):
+    """rules/ihc.smk scores ihc.tiles_per_job rows per job: every file of a tile
+    is byte-identical whether its batch holds 1 or 3 tiles (nothing carries over
+    from one tile to the next)."""
+    rows = ihc_rows().iloc[[4, 6, 7]]  # BX-02 pre (2+), BX-03 pre and post
+    images, tiles = [], []
+    for row in rows.itertuples():
+        # the central 384 x 384 of the demo tile (30-45 cells; lossless PNG), to keep
+        # the test fast
+        with Image.open(DEMO / row.path) as image:
+            crop = np.asarray(image.convert("RGB"))[192:576, 320:704]
+        path = tmp_path / f"{row.image_id}.png"
+        Image.fromarray(crop).save(path)
+        images.append(path)
+        tiles.append(
+            {
+                "image_id": row.image_id,
+                "patient_id": row.patient_id,
+                "timepoint": row.timepoint,
+                "pixel_size_um": float(row.pixel_size_um),
+                "reference_score": row.reference_score,
+                "roi_geojson": "",
+            }
+        )
+    params = IHCParams(estimate_stains=True)
+    ids = [t["image_id"] for t in tiles]
+    for k in range(3):  # three jobs of one tile
+        score_batch([images[k]], [tiles[k]], params, _tile_files(tmp_path / "one", [ids[k]]))
+    summaries = score_batch(images, tiles, params, _tile_files(tmp_path / "three", ids))
+    assert [s["image_id"] for s in summaries] == ids
+    one, three = _tile_files(tmp_path / "one", ids), _tile_files(tmp_path / "three", ids)
+    for kind in TILE_OUTPUTS:
+        for a, b in zip(one[kind], three[kind], strict=True):
+            assert a.read_bytes() == b.read_bytes(), (kind, a.name)
+    cells = pd.read_csv(three["cells"][1])
+    assert len(cells) > 10 and (cells["image_id"] == ids[1]).all()
+    assert list(cells.columns[:3]) == ["image_id", "patient_id", "timepoint"]
+
+
+def test_score_batch_needs_one_output_per_row(tmp_path):
+    files = _tile_files(tmp_path, ["a"])
+    files["overlay"] = []
+    with pytest.raises(ValueError, match="0 overlay outputs for 1 sheet rows"):
+        score_batch(["a.png"], [{"image_id": "a"}], IHCParams(), files)

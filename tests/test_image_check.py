@@ -97,3 +97,35 @@ def test_read_image_from_an_open_tiff_is_the_same():
         opened, px_opened = read_image(file, pixel_size_um=size, tif=tif)
     assert px_alone == px_opened
     assert alone.dtype == opened.dtype and np.array_equal(alone, opened)
+
+
+def test_ome_tiff_fields_by_channel_name_and_blank_pixel_size(tmp_path):
+    """Issue 17: the demo's OME-TIFF fields named by their OME channel names
+    (HER2, DAPI, membrane) with pixel_size_um blank pass the check, resolve to
+    the indices and pixel size of the numeric sheet, and a wrong name or a
+    pixel size > 1 % off stops it at that row."""
+    from sepher.io.images import resolve_row
+
+    path = _sheet(tmp_path, n=3)
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    numeric = read_sample_sheet(path).to_dict("records")
+    table["her2_channel"], table["nuclear_channel"] = "HER2", "dapi"
+    table["membrane_channel"], table["pixel_size_um"] = "Membrane", ""
+    table.to_csv(path, sep="\t", index=False)
+    sheet = read_sample_sheet(path)
+    check_sheet_images(sheet, path)
+    for index, row in enumerate(sheet.to_dict("records")):
+        resolved = resolve_row(row, path, index)
+        for column in ("her2_channel", "nuclear_channel", "membrane_channel", "pixel_size_um"):
+            assert resolved[column] == pytest.approx(numeric[index][column])
+    table.loc[2, "her2_channel"] = "Alexa Fluor 488"
+    table.to_csv(path, sep="\t", index=False)
+    message = _check(path, 1)
+    assert "row 3 (image_id" in message and "column 'her2_channel'" in message
+    assert '"HER2", "DAPI", "membrane"' in message
+    table.loc[2, "her2_channel"] = "HER2"
+    table.loc[1, "pixel_size_um"] = "0.7"
+    table.to_csv(path, sep="\t", index=False)
+    message = _check(path, 1)
+    assert "row 2 (image_id" in message and "column 'pixel_size_um'" in message
+    assert "the file's metadata says 0.65 µm/px" in message

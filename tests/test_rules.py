@@ -8,7 +8,9 @@
   the rules importing it), and uses the one environment envs/sepher.yaml.
 - Each figure rule writes the files ``figure_files`` names (the default target
   set) and honours the config (drug, line of T-DM1).
-- The SLURM profile names only existing rules and never lowers a rule's request.
+- The SLURM profile names only existing rules and groups and never lowers a rule's request.
+- IHC tiles go ``ihc.tiles_per_job`` to a job (one rule per batch), in image_id
+  order, a whole slide alone, each batch's params its own rows.
 - envs/sepher.yaml installs exactly requirements.lock on pyproject's Python.
 
 The rules are read by loading the workflow with the Snakemake API in a
@@ -18,12 +20,14 @@ subprocess (no job runs): :func:`load_rules`.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
 import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
@@ -157,7 +161,8 @@ with SnakemakeApi(OutputSettings()) as api:
         rules[rule.name] = {
             "script": str(Path(rule.basedir, rule.script).resolve()) if rule.script else None,
             "lib": [str(f) for f in rule.input.get("lib", [])] if "lib" in rule.input.keys() else None,
-            "output": {name: str(f) for name, f in rule.output._allitems() if name},
+            "output": {name: plain(f) for name, f in rule.output._allitems() if name},
+            "group": getattr(rule, "_group", None),
             "conda": str(Path(rule.basedir, rule.conda_env).resolve()) if rule.conda_env else None,
             "params": {
                 name: plain(value) for name, value in rule.params._allitems()
@@ -271,6 +276,53 @@ def test_imaging_figures_and_cohort_figures_follow_the_config(tmp_path):
         assert loaded[name]["params"]["tdm1_line"] == 3, name
 
 
+# ---------------------------------------------------------------- IHC batches
+
+
+def test_ihc_tiles_are_scored_in_batches_in_image_id_order_a_slide_alone(tmp_path):
+    """ihc.tiles_per_job 3 on the demo's 12 IHC photos and a whole slide: rules
+    ihc_score_batch_ihc0001-0004 hold the photos 3 at a time in image_id order,
+    ihc0005 the slide alone; each batch writes its tiles' usual files and its
+    params are its own rows only, so a changed row reruns only its batch."""
+    sheet = pd.read_csv(DEMO / "images.tsv", sep="\t", dtype=str, keep_default_na=False)
+    ihc_columns = ["image_id", "path", "assay", "pixel_size_um", "patient_id", "timepoint"]
+    rows = sheet.loc[sheet["assay"] == "IHC", [*ihc_columns, "reference_score"]]
+    for path in rows["path"]:  # the sheet's images lie in its folder
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(DEMO / path, tmp_path / path)
+    shutil.copy(PROJECT / "tests" / "data" / "microscopy" / "cmu1_small_region.svs", tmp_path)
+    slide = {"image_id": "AA-slide", "path": "cmu1_small_region.svs"}
+    slide.update(assay="IHC", pixel_size_um="0.499", patient_id="BX-01", timepoint="pre")
+    rows = pd.concat([rows, pd.DataFrame([slide])]).fillna("")
+    rows.to_csv(tmp_path / "images.tsv", sep="\t", index=False)
+    loaded = load_rules(tmp_path, images=tmp_path / "images.tsv", **{"ihc.tiles_per_job": 3})
+    batches = {
+        name.removeprefix("ihc_score_batch_"): rule
+        for name, rule in loaded["rules"].items()
+        if name.startswith("ihc_score_batch_")
+    }
+    photos = sorted(rows["image_id"][rows["image_id"] != "AA-slide"])
+    assert len(photos) == 12
+    expected = {f"ihc{n + 1:04d}": photos[3 * n : 3 * n + 3] for n in range(4)}
+    expected["ihc0005"] = ["AA-slide"]  # first in image_id order, but a job of its own
+    assert sorted(batches) == sorted(expected)
+    for batch, ids in expected.items():
+        rule = batches[batch]
+        assert [t["image_id"] for t in rule["params"]["tiles"]] == ids
+        assert rule["output"]["cells"] == [f"results/imaging/ihc_tiles/{i}_cells.csv" for i in ids]
+        assert rule["output"]["overlay"] == [f"results/imaging/ihc_overlays/{i}.png" for i in ids]
+        assert rule["output"]["cell_labels"] == [
+            f"results/imaging/labels/{i}_cells.tif" for i in ids
+        ]
+        assert rule["group"] == "ihc_tiles"
+        assert rule["resources"]["image_slots"] == 1
+    photo_batch, slide_batch = batches["ihc0001"]["resources"], batches["ihc0005"]["resources"]
+    assert photo_batch["mem_mb"] == 1000 and photo_batch["runtime"] == 3 + 3
+    assert slide_batch["mem_mb"] >= 2000 and slide_batch["runtime"] >= 60
+    assert "tiles_per_job" not in batches["ihc0001"]["params"]["scoring"]
+    assert "ihc_score_tile" not in loaded["rules"]
+
+
 # ---------------------------------------------------------------- SLURM profile
 
 #: Resources a profile may set per rule that the rules also declare.
@@ -283,8 +335,13 @@ def test_slurm_profile_names_existing_rules_and_never_lowers_a_request(workflow_
     what the rule declares: SLURM kills a job that exceeds its memory or time."""
     profile = yaml.safe_load((PROJECT / "profiles" / "slurm" / "config.yaml").read_text())
     rules = workflow_rules["rules"]
-    assert profile.get("set-resources"), "the test would check nothing"
-    for name, resources in profile.get("set-resources", {}).items():
+    # the profile groups the IHC batch rules (declared in rules/ihc.smk: a profile
+    # cannot name rules made per batch); every group it sizes is a rule's group
+    groups = {rule["group"] for rule in rules.values() if rule["group"]}
+    assert profile.get("group-components"), "the test would check no group"
+    assert set(profile["group-components"]) <= groups, (profile["group-components"], groups)
+    assert "groups" not in profile or set(profile["groups"]) <= set(rules)
+    for name, resources in (profile.get("set-resources") or {}).items():
         assert name in rules, f"profiles/slurm names rule {name}, which does not exist"
         declared = rules[name]["resources"]
         for key in REQUESTS:

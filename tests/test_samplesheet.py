@@ -67,7 +67,9 @@ def test_duplicate_image_id(tmp_path):
         ("pixel_size_um", "-0.3", "pixel size > 0"),
         ("pixel_size_um", "abc", "pixel size > 0"),
         ("her2_channel", "1.5", "integer"),
-        ("nuclear_channel", "DAPI", "integer"),
+        ("nuclear_channel", "-1", "integer"),
+        ("her2_channel", "", "channel name"),
+        ("pixel_size_um", "", "blank only for OME-TIFF"),
     ],
 )
 def test_bad_value_names_file_row_column_value(tmp_path, column, value, expected_text):
@@ -181,3 +183,20 @@ def test_roi_geojson_must_exist_inside_the_sheet_folder(tmp_path):
     (tmp_path / "tumour.geojson").write_text('{"type": "FeatureCollection", "features": []}')
     table = read_sample_sheet(write_sheet(tmp_path, [row]), assay="IHC")
     assert table["roi_geojson"].iloc[0] == str((tmp_path / "tumour.geojson").resolve())
+
+
+def test_channel_names_kept_and_blank_pixel_size_for_metadata_formats(tmp_path):
+    """Issue 17: channel columns take a metadata name (kept as text, resolved when the
+    image is opened); pixel_size_um may be blank for a file whose metadata carry it."""
+    row = list(IF_ROW)
+    row[HEADER.index("path")] = "a.nd2"
+    row[HEADER.index("pixel_size_um")] = ""
+    row[HEADER.index("her2_channel")] = "Alexa Fluor 488"
+    second = ["IF_c", "c.tif"] + IF_ROW[2:]
+    table = read_sample_sheet(write_sheet(tmp_path, [row, second]))
+    assert table["her2_channel"].tolist() == ["Alexa Fluor 488", 0]
+    assert table["nuclear_channel"].tolist() == [1, 1]
+    assert str(table["pixel_size_um"].iloc[0]) == "nan" and table["pixel_size_um"].iloc[1] == 0.65
+    # an all-index sheet keeps integer columns
+    table = read_sample_sheet(write_sheet(tmp_path, [second]))
+    assert str(table["her2_channel"].dtype) == "Int64"

@@ -2,7 +2,10 @@
 reference-scored tiles -> calibrated intensity thresholds; all tiles ->
 per-biopsy ASCO/CAP scores and pre/post changes.
 
-Rule ``ihc_score_tile`` calls :func:`score_tile`, rule ``ihc_calibration``
+The batch rules ``ihc_score_batch_<batch>`` (several tiles per job, a whole
+slide alone) call :func:`score_batch`, which scores each row with
+:func:`score_row` (:func:`score_tile` or :func:`score_slide_row`) and writes
+its files with :func:`write_tile_outputs`; rule ``ihc_calibration`` calls
 :func:`calibrate_from_tiles`, rule ``ihc_biopsies`` :func:`biopsy_tables`.
 """
 
@@ -20,15 +23,22 @@ from sepher.io.tables import iter_tables
 
 __all__ = [
     "TILE_IDS",
+    "TILE_OUTPUTS",
     "biopsy_tables",
     "calibrate_from_tiles",
     "reference_scores",
+    "score_batch",
+    "score_row",
     "score_slide_row",
     "score_tile",
+    "write_tile_outputs",
 ]
 
 #: Sheet columns that identify a tile and its biopsy.
 TILE_IDS = ("image_id", "patient_id", "timepoint")
+
+#: The files written per tile (output names of the batch rules, rules/ihc.smk).
+TILE_OUTPUTS = ("cells", "summary", "nuclei", "cell_labels", "overlay")
 
 
 def score_tile(rgb, tile, params):
@@ -60,6 +70,96 @@ def score_tile(rgb, tile, params):
     table = cells.assign(**ids)[[*ids, *cells.columns]].sort_values("cell_id")
     overlay = class_overlay(rgb, labels["cells"], cells)
     return table, labels, {**ids, "pixel_size_um": pixel_size_um, **summary}, overlay
+
+
+def score_row(image, tile, params):
+    """Score one IHC row of the sheet: a whole slide or a tile / photomicrograph.
+
+    Parameters
+    ----------
+    image : str or Path
+        The row's image file. A whole slide (:func:`sepher.ihc.wsi.is_whole_slide`)
+        is scored tile by tile inside its ``roi_geojson`` (:func:`score_slide_row`);
+        any other image is read whole (:func:`sepher.ihc.io.read_ihc_rgb`) and
+        scored by :func:`score_tile`.
+    tile : mapping
+        The row (:data:`TILE_IDS`, ``pixel_size_um``, optional ``roi_geojson``).
+    params : IHCParams
+
+    Returns
+    -------
+    The four values of :func:`score_tile`.
+    """
+    from sepher.ihc.io import read_ihc_rgb
+    from sepher.ihc.wsi import is_whole_slide
+
+    if is_whole_slide(image):
+        roi = tile.get("roi_geojson") or None
+        return score_slide_row(image, tile, params, roi=roi)
+    return score_tile(read_ihc_rgb(image), tile, params)
+
+
+def write_tile_outputs(result, paths) -> None:
+    """Write one row's scored result (:func:`score_row`) to its files.
+
+    Parameters
+    ----------
+    result : tuple
+        ``(cells, labels, summary, overlay)``.
+    paths : mapping
+        Path by :data:`TILE_OUTPUTS` name: ``cells`` (CSV), ``summary`` (JSON),
+        ``nuclei`` and ``cell_labels`` (label TIFFs), ``overlay`` (PNG).
+    """
+    from sepher.ihc.io import write_label_tiff, write_rgb_png
+    from sepher.io.tables import write_json, write_table
+
+    cells, labels, summary, overlay = result
+    write_table(cells, paths["cells"])
+    write_json(summary, paths["summary"])
+    write_label_tiff(labels["nuclei"], paths["nuclei"], summary["pixel_size_um"])
+    write_label_tiff(labels["cells"], paths["cell_labels"], summary["pixel_size_um"])
+    write_rgb_png(overlay, paths["overlay"])
+
+
+def score_batch(images, tiles, params, outputs) -> list[dict]:
+    """Score a batch of IHC rows one after another, writing each row's files.
+
+    One job (one Python start and one import of the libraries) for several
+    rows; each row's files are those a job of its own would write, byte for
+    byte: the rows share nothing but ``params``. One row is in memory at a
+    time, so the peak memory of a batch is that of its largest image.
+
+    Parameters
+    ----------
+    images : sequence of path
+        The rows' image files, in batch order.
+    tiles : sequence of mapping
+        The rows (:func:`score_row`), aligned with `images`.
+    params : IHCParams
+    outputs : mapping
+        For each :data:`TILE_OUTPUTS` name, one path per row, aligned with `images`.
+
+    Returns
+    -------
+    list of dict
+        Each row's summary, in batch order.
+    """
+    images, tiles = list(images), list(tiles)
+    if len(images) != len(tiles):
+        raise ValueError(f"{len(images)} images for {len(tiles)} sheet rows")
+    paths = {name: list(outputs[name]) for name in TILE_OUTPUTS}
+    for name, files in paths.items():
+        if len(files) != len(tiles):
+            raise ValueError(f"{len(files)} {name} outputs for {len(tiles)} sheet rows")
+    summaries = []
+    for k, (image, tile) in enumerate(zip(images, tiles, strict=True)):
+        result = score_row(image, tile, params)
+        cells, _, summary, _ = result
+        print(f"{tile['image_id']}: {len(cells)} cells, {summary['n_tumour_cells']} tumour cells")
+        write_tile_outputs(result, {name: files[k] for name, files in paths.items()})
+        summaries.append(summary)
+        del result, cells
+    return summaries
 
 
 def reference_scores(tiles: pd.DataFrame) -> pd.Series:

@@ -2,11 +2,21 @@
 
 TIFF and OME-TIFF through :mod:`tifffile` (pixel size from the OME
 ``PhysicalSizeX`` or the TIFF resolution tags when they are present, the z
-step from OME ``PhysicalSizeZ`` or ImageJ ``spacing``), Nikon ND2 (version 3,
-see :func:`read_nd2`), PNG and JPEG through :func:`skimage.io.imread`.
+step from OME ``PhysicalSizeZ`` or ImageJ ``spacing``), PNG and JPEG through
+:func:`skimage.io.imread`; Nikon ND2, Zeiss CZI, Leica LIF and OME-Zarr
+through bioio (:func:`sepher.imaging.bioio_reader.open_microscopy`, imported
+only for those files). OME-TIFF pixels stay on the tifffile path (no bioio
+import, the demo's fields read as before); its channel names come from its
+OME-XML.
+
 :func:`read_image` returns one 2-D plane and refuses z-stacks and time
 series; :func:`read_stack` returns a z-stack (a 2-D file is a stack of one
-plane). Every failure is an :class:`~sepher.errors.InputError` naming the file.
+plane). Channels may be given by index or by their metadata name
+(:func:`~sepher.imaging.bioio_reader.resolve_channel`). For vendor files
+(OME-TIFF, ND2, CZI, LIF, OME-Zarr) a pixel size given by the caller (the
+sample sheet) must agree with the file's within 1 %; for plain TIFF the
+file's value wins with a warning beyond 5 %. Every failure is an
+:class:`~sepher.errors.InputError` naming the file.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from skimage import io as skio
 from sepher.errors import InputError
 
 __all__ = [
+    "image_channel_names",
     "read_image",
     "read_nd2",
     "read_stack",
@@ -134,11 +145,25 @@ def read_nd2(path) -> tuple[np.ndarray, str, float | None, float | None, list[st
     return data, axes, pixel, z_step, names
 
 
+def _time_series_expected(n_t: int) -> str:
+    return f"a single time point (this file has T={n_t} time points)"
+
+
+def _refuse_time_series(path: str, n_t: int, detail: str):
+    raise InputError(
+        path,
+        _time_series_expected(n_t),
+        value=f"a time series of {n_t} time points, {detail}",
+        hint="sepher does not measure time series: export one time point (or pass "
+        "t=<0-based index> to read_stack to measure one).",
+    )
+
+
 _STACK_HINTS = {
     "Z": "Z-stacks are read by sepher.imaging.io.read_stack and measured per cell in the "
     "mid-nuclear plane (sepher.imaging.zstack); or export the focal plane.",
-    "T": "Time series are not measured: export one time point (read_stack(..., t=index) "
-    "selects one).",
+    "T": "sepher does not measure time series: export one time point (read_stack(..., "
+    "t=index) selects one).",
     "Q": "Export a maximum projection or the focal plane.",
 }
 
@@ -156,7 +181,9 @@ def _to_cyx(data: np.ndarray, axes: str, path: str) -> np.ndarray:
                 unit = "time points" if ax == "T" else "planes"
                 raise InputError(
                     path,
-                    "a single 2-D plane (Y, X) with optional channels",
+                    _time_series_expected(data.shape[i])
+                    if ax == "T"
+                    else "a single 2-D plane (Y, X) with optional channels",
                     value=f"{kind} of {data.shape[i]} {unit}, shape {data.shape}, axes {axes}",
                     hint=_STACK_HINTS[ax],
                 )
@@ -208,8 +235,118 @@ def _load(path: Path, tif: tifffile.TiffFile | None = None):
         ) from exc
 
 
-def _pixel_size(name: str, file_px, pixel_size_um) -> float:
-    """The file's pixel size (warning when the sheet disagrees), else the sheet's."""
+_OME_TIFF = (".ome.tif", ".ome.tiff")
+
+
+def _is_bioio_path(path: Path) -> bool:
+    """A vendor file whose pixels are read through bioio (every vendor format but OME-TIFF)."""
+    from sepher.imaging.bioio_reader import is_microscopy_file
+
+    name = str(path).lower()
+    return name.endswith((".nd2", ".czi", ".lif", ".zarr", ".zarr/")) and is_microscopy_file(path)
+
+
+def _is_vendor_path(path: Path) -> bool:
+    return str(path).lower().endswith(_OME_TIFF) or _is_bioio_path(path)
+
+
+def _load_vendor(path: Path, t: int | None):
+    """(C, Z, Y, X) pixels of one time point of an ND2 / CZI / LIF / OME-Zarr file,
+    "CZYX", pixel size, z step, channel names; a time series without `t` is refused
+    before any pixel is read."""
+    from sepher.imaging.bioio_reader import open_microscopy
+
+    name = str(path)
+    image = open_microscopy(path)
+    if t is None and image.n_t > 1:
+        _refuse_time_series(name, image.n_t, f"(T, C, Z, Y, X) {image.shape}")
+    try:
+        data = image.timepoint(0 if t is None else t)
+    except InputError:
+        raise
+    except Exception as exc:  # a plugin failing on the pixels of a corrupt file
+        raise InputError(
+            name,
+            f"a readable image file ({image.reader})",
+            value=f"{type(exc).__name__}: {exc}",
+            hint="The file may be truncated.",
+        ) from exc
+    return data, "CZYX", image.pixel_size_um, image.z_step_um, list(image.channel_names)
+
+
+def image_channel_names(path, tif: tifffile.TiffFile | None = None) -> list[str]:
+    """Channel names recorded in an image file's metadata (no pixel read).
+
+    OME-TIFF: the OME-XML ``Channel/@Name`` of the first image; ND2, CZI,
+    LIF, OME-Zarr: :func:`~sepher.imaging.bioio_reader.open_microscopy`;
+    any other file: an empty list (it records no names).
+    """
+    path = Path(path)
+    if _is_bioio_path(path):
+        from sepher.imaging.bioio_reader import open_microscopy
+
+        return list(open_microscopy(path).channel_names)
+    if not str(path).lower().endswith(_OME_TIFF):
+        return []
+    from sepher.imaging.bioio_reader import _ome_xml_channels
+
+    try:
+        if tif is not None:
+            xml = tif.ome_metadata
+        else:
+            with tifffile.TiffFile(path) as opened:
+                xml = opened.ome_metadata
+        return _ome_xml_channels(xml)[0] if xml else []
+    except Exception:  # unreadable header: the pixel reader reports it
+        return []
+
+
+def _resolve_channels(channels, names_of, name: str, n: int) -> list[int]:
+    """Indices of `channels` (ints or metadata names); `names_of()` gives the names."""
+    from sepher.imaging.bioio_reader import resolve_channel
+
+    names = None
+    out = []
+    for c in channels:
+        if isinstance(c, str) and not c.strip().lstrip("+-").isdigit():
+            names = names_of() if names is None else names
+            out.append(resolve_channel(c, names, file=name, n_channels=n))
+        else:
+            out.append(c)
+    return out
+
+
+def _sheet_value(pixel_size_um) -> float | None:
+    """A caller's (sample sheet's) pixel size, None when blank (None or NaN)."""
+    if pixel_size_um is None:
+        return None
+    try:
+        value = float(pixel_size_um)
+    except (TypeError, ValueError):
+        return pixel_size_um
+    return None if np.isnan(value) else value
+
+
+def _pixel_size(name: str, file_px, pixel_size_um, strict: bool = False) -> float:
+    """The file's pixel size (warning when the sheet disagrees), else the sheet's.
+
+    With `strict` (vendor files) a sheet value more than 1 % from the file's
+    is an InputError naming both.
+    """
+    pixel_size_um = _sheet_value(pixel_size_um)
+    if file_px is not None and strict and pixel_size_um is not None:
+        from sepher.imaging.bioio_reader import PIXEL_SIZE_TOLERANCE
+
+        if not abs(float(file_px) - float(pixel_size_um)) <= PIXEL_SIZE_TOLERANCE * file_px:
+            raise InputError(
+                name,
+                f"the file's own pixel size within {PIXEL_SIZE_TOLERANCE:.0%}: the file's "
+                f"metadata says {file_px:.6g} µm/px",
+                column="pixel_size_um",
+                value=pixel_size_um,
+                hint=f"The sample sheet says {pixel_size_um:.6g} µm/px and the file's metadata "
+                f"says {file_px:.6g} µm/px: correct the sheet or leave pixel_size_um blank.",
+            )
     if file_px is not None:
         if pixel_size_um is not None and abs(file_px - pixel_size_um) > 0.05 * pixel_size_um:
             warnings.warn(
@@ -242,8 +379,9 @@ def read_image(
         Pixel edge length (um) from the sample sheet; used when the file does
         not record one. When both exist and differ by more than 5 %, the
         file's value wins and a warning is issued.
-    channels : sequence of int, optional
-        0-based channel indices to keep (in that order); all by default.
+    channels : sequence of int or str, optional
+        Channels to keep (in that order), by 0-based index or by the name the
+        file's metadata give them; all by default.
     tif : tifffile.TiffFile, optional
         `path` already opened by the caller (the start-up check, which reads
         the TIFF header first); read from it instead of opening the file again.
@@ -265,15 +403,25 @@ def read_image(
     """
     path = Path(path)
     name = str(path)
-    data, axes, file_px, _ = _load(path, tif)
+    names = None
+    if _is_bioio_path(path):
+        data, axes, file_px, _, names = _load_vendor(path, None)
+    else:
+        data, axes, file_px, _ = _load(path, tif)
     image = _to_cyx(np.asarray(data), axes, name)
     if image.dtype not in (np.uint8, np.uint16):
         image = image.astype(np.float32)
     if channels is not None:
-        image = np.stack([select_channel(image, c, name) for c in channels])
+        wanted = _resolve_channels(
+            channels,
+            (lambda: names) if names is not None else (lambda: image_channel_names(path, tif)),
+            name,
+            image.shape[0],
+        )
+        image = np.stack([select_channel(image, c, name) for c in wanted])
     if not np.any(image):
         raise InputError(name, "an image with signal", value="all pixels are 0")
-    return image, _pixel_size(name, file_px, pixel_size_um)
+    return image, _pixel_size(name, file_px, pixel_size_um, strict=_is_vendor_path(path))
 
 
 def _to_czyx(data: np.ndarray, axes: str, path: str, t: int | None) -> np.ndarray:
@@ -284,13 +432,7 @@ def _to_czyx(data: np.ndarray, axes: str, path: str, t: int | None) -> np.ndarra
         i = axes.index("T")
         n_t = data.shape[i]
         if t is None and n_t > 1:
-            raise InputError(
-                path,
-                "a single time point: a z-stack with axes (C,) Z, Y, X",
-                value=f"a time series of {n_t} time points, shape {data.shape}, axes {axes}",
-                hint="Pass t=<0-based index> to read_stack to measure one time point, or "
-                "export one time point.",
-            )
+            _refuse_time_series(path, n_t, f"shape {data.shape}, axes {axes}")
         k = 0 if t is None else int(t)
         if not 0 <= k < n_t:
             raise InputError(path, f"a time point index 0..{n_t - 1}", column="t", value=t)
@@ -353,14 +495,16 @@ def read_stack(
         Distance between planes (um) when the file does not record one; the
         file's value (OME ``PhysicalSizeZ``, ImageJ ``spacing``, the ND2 z
         loop's step) wins.
-    channels : sequence of int, optional
-        0-based channel indices to keep (in that order); all by default.
+    channels : sequence of int or str, optional
+        Channels to keep (in that order), by 0-based index or metadata name;
+        all by default.
     t : int, optional
         0-based time point to read from a time series. Without it a series of
         more than one time point is refused.
     axes : str, optional
         The file's axes when its metadata do not say (a plain multi-page TIFF
-        is otherwise read as channels), e.g. ``"ZYX"`` or ``"CZYX"``.
+        is otherwise read as channels), e.g. ``"ZYX"`` or ``"CZYX"``. Ignored
+        for ND2, CZI, LIF and OME-Zarr, whose metadata always say.
     require_z_step : bool, default True
         Refuse a stack of several planes whose z step is unknown. False
         returns None instead (the per-cell mid-nuclear measurement needs no
@@ -385,7 +529,12 @@ def read_stack(
     """
     path = Path(path)
     name = str(path)
-    data, file_axes, file_px, file_z = _load(path, tif)
+    names = None
+    if _is_bioio_path(path):
+        data, file_axes, file_px, file_z, names = _load_vendor(path, t)
+        axes = None
+    else:
+        data, file_axes, file_px, file_z = _load(path, tif)
     data = np.asarray(data)
     if axes is not None:
         given = axes.upper()
@@ -397,14 +546,20 @@ def read_stack(
                 value=axes,
             )
         file_axes = given
-    stack = _to_czyx(data, file_axes, name, t)
+    stack = _to_czyx(data, file_axes, name, None if names is not None else t)
     if stack.dtype not in (np.uint8, np.uint16):
         stack = stack.astype(np.float32)
     if channels is not None:
-        stack = np.stack([select_channel(stack, c, name) for c in channels])
+        wanted = _resolve_channels(
+            channels,
+            (lambda: names) if names is not None else (lambda: image_channel_names(path, tif)),
+            name,
+            stack.shape[0],
+        )
+        stack = np.stack([select_channel(stack, c, name) for c in wanted])
     if not np.any(stack):
         raise InputError(name, "an image with signal", value="all pixels are 0")
-    pixel = _pixel_size(name, file_px, pixel_size_um)
+    pixel = _pixel_size(name, file_px, pixel_size_um, strict=_is_vendor_path(path))
     if file_z is not None:
         if z_step_um is not None and abs(file_z - z_step_um) > 0.05 * z_step_um:
             warnings.warn(
@@ -427,16 +582,29 @@ def read_stack(
     return stack, pixel, z_step
 
 
-def select_channel(image: np.ndarray, index, path="image", column=None, row=None) -> np.ndarray:
+def select_channel(
+    image: np.ndarray, index, path="image", column=None, row=None, channel_names=None
+) -> np.ndarray:
     """Return channel ``index`` (0-based) of a (C, Y, X) image.
+
+    ``index`` may also be a channel name when ``channel_names`` (the file's,
+    :func:`image_channel_names`) are given
+    (:func:`~sepher.imaging.bioio_reader.resolve_channel`).
 
     Raises
     ------
     InputError
-        ``index`` is not an integer in ``0 .. C-1``; names ``path``, ``row``
-        and ``column`` (e.g. the sample-sheet column ``her2_channel``).
+        ``index`` is not an integer in ``0 .. C-1`` nor one of
+        ``channel_names``; names ``path``, ``row`` and ``column`` (e.g. the
+        sample-sheet column ``her2_channel``).
     """
     n = image.shape[0]
+    if channel_names is not None and isinstance(index, str):
+        from sepher.imaging.bioio_reader import resolve_channel
+
+        index = resolve_channel(
+            index, channel_names, file=path, column=column, row=row, n_channels=n
+        )
     try:
         i = int(index)
         ok = float(index) == i and 0 <= i < n

@@ -25,6 +25,11 @@ Every problem raises one :class:`sepher.errors.InputError` naming the file,
 the 1-based data row with the patient_id, the column, the value and what was
 expected. Values are compared after trimming spaces and lower-casing
 (" Yes " is yes). The input file is only read.
+
+Exports as they come (CSV with local conventions, XLSX, REDCap raw export
+with its data dictionary) reach this table through ``cohort_format`` and
+``redcap_dictionary`` (:mod:`sepher.io.cohort_format`); the validation is
+the same, and messages then name the original file, column and value.
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ import numpy as np
 import pandas as pd
 
 from sepher.errors import InputError
+from sepher.io.cohort_format import (
+    CohortFormat,
+    mapped_columns,
+    parse_cohort_format,
+    read_csv_frame,
+)
 from sepher.io.identifiers import check_identifier_columns, check_pseudonymous_ids
 
 #: Days per month (mean Gregorian month), for every duration in months.
@@ -133,39 +144,8 @@ class _Table:
 
 
 def _read_raw(path) -> tuple[pd.DataFrame, str]:
-    file = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise InputError(file, "an existing cohort CSV file", hint="Check the `cohort` path.")
-    if p.is_dir():
-        raise InputError(file, "a cohort CSV file, not a folder")
-    try:
-        raw = pd.read_csv(
-            p, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=False
-        )
-    except pd.errors.EmptyDataError:
-        raise InputError(file, "a CSV file with a header row and one row per patient") from None
-    except UnicodeDecodeError as err:
-        raise InputError(
-            file, "a UTF-8 text CSV file", hint=f"The file cannot be decoded ({err.reason})."
-        ) from None
-    except (pd.errors.ParserError, OSError) as err:
-        raise InputError(file, "a readable comma-separated CSV file", hint=str(err)) from None
-    raw.columns = [str(c).strip() for c in raw.columns]
-    if len(raw.columns) == 1 and ";" in raw.columns[0]:
-        raise InputError(
-            file,
-            "comma-separated values",
-            value=raw.columns[0][:60],
-            hint="The header looks semicolon-separated; save the file as comma-separated CSV.",
-        )
-    # Rows with every cell blank (spreadsheet exports often end with ",,,,") are not
-    # patients; the index keeps the file's row numbers for messages.
-    raw = raw.fillna("")
-    raw = raw.loc[~(raw.apply(lambda col: col.str.strip() == "")).all(axis=1)]
-    if raw.empty:
-        raise InputError(file, "at least one patient row after the header")
-    return raw, file
+    """The plain cohort CSV as string cells (no cohort_format): today's read."""
+    return read_csv_frame(path)
 
 
 def _missing_column(file, column, present, expected=None):
@@ -414,13 +394,16 @@ def read_cohort(
     covariates=(),
     categorical_levels: dict | None = None,
     response: str | None = "best_response",
+    cohort_format: dict | None = None,
+    redcap_dictionary=None,
 ) -> pd.DataFrame:
-    """Read the cohort CSV, validate it and derive the endpoints.
+    """Read the cohort table, validate it and derive the endpoints.
 
     Parameters
     ----------
     path : path
-        Cohort CSV (date form or duration form, see module docstring).
+        Cohort CSV (date form or duration form, see module docstring), or
+        with `cohort_format` / `redcap_dictionary` a CSV or XLSX export.
     group : str, default "first_line_pertuzumab"
         Column compared in the survival analysis.
     group_levels : sequence of str, default ("no", "yes")
@@ -437,6 +420,16 @@ def read_cohort(
     response : str or None, default "best_response"
         Column of RECIST 1.1 best response (CR / PR / SD / PD / NE, any case,
         or blank = not assessed); read when the file has it (optional).
+    cohort_format : dict, optional
+        How to read an export as it comes (:mod:`sepher.io.cohort_format`):
+        ``sep``, ``decimal``, ``date_format``, ``sheet``, ``encoding``,
+        ``columns`` ({source: target}), ``values`` ({target column: {source
+        value: target value}}), every key optional. None (or every key at
+        its default, for a .csv file) reads the plain CSV exactly as before.
+    redcap_dictionary : path, optional
+        REDCap data dictionary CSV: `path` is then a REDCap raw export, read
+        through it (:func:`sepher.io.cohort_format.read_redcap`) before
+        `cohort_format` maps apply.
 
     Returns
     -------
@@ -452,9 +445,81 @@ def read_cohort(
     Raises
     ------
     InputError
-        For the first problem found (see module docstring).
+        For the first problem found (see module docstring). With a
+        `cohort_format` or REDCap export, the message names the original file
+        (and sheet), row, column and value, and the ``cohort_format`` key that
+        would fix it.
     """
-    raw, file = _read_raw(path)
+    options = {
+        "group": group,
+        "group_levels": group_levels,
+        "covariates": covariates,
+        "categorical_levels": categorical_levels,
+        "response": response,
+    }
+    if not _formatted(path, cohort_format, redcap_dictionary):
+        raw, file = _read_raw(path)
+        return _validate_cohort(raw, file, **options)
+    from sepher.io.cohort_format import read_formatted
+
+    formatted = read_formatted(path, cohort_format, redcap_dictionary)
+    try:
+        return _validate_cohort(formatted.table, formatted.file, **options)
+    except InputError as err:
+        raise formatted.explain(err) from None
+
+
+def _formatted(path, cohort_format, redcap_dictionary) -> bool:
+    """True unless the file is read exactly as a plain cohort CSV."""
+    if redcap_dictionary:
+        return True
+    if Path(str(path)).suffix.lower() in (".xlsx", ".xlsm", ".xls"):
+        return True
+    if cohort_format is None:
+        return False
+    fmt = cohort_format if isinstance(cohort_format, CohortFormat) else None
+    return not (fmt or parse_cohort_format(cohort_format, path)).is_default
+
+
+def cohort_columns(path, cohort_format: dict | None = None, redcap_dictionary=None) -> list:
+    """Column names of the cohort as the analysis sees them (header only: cheap).
+
+    Parameters
+    ----------
+    path : path
+        Cohort file (CSV, XLSX or REDCap raw export).
+    cohort_format : dict, optional
+        As in :func:`read_cohort`; its ``columns`` map renames the header.
+    redcap_dictionary : path, optional
+        As in :func:`read_cohort`; REDCap's own columns are left out.
+
+    Returns
+    -------
+    list of str
+        The header after renaming, in file order (e.g. for the optional
+        ``best_response`` column: ``"best_response" in cohort_columns(...)``).
+
+    Raises
+    ------
+    InputError
+        The file (or its REDCap dictionary) cannot be read.
+    """
+    if not _formatted(path, cohort_format, redcap_dictionary):
+        raw, _ = read_csv_frame(path, header_only=True)
+        return list(raw.columns)
+    return mapped_columns(path, cohort_format, redcap_dictionary)
+
+
+def _validate_cohort(
+    raw: pd.DataFrame,
+    file: str,
+    group,
+    group_levels,
+    covariates,
+    categorical_levels,
+    response,
+) -> pd.DataFrame:
+    """Validate the string table `raw` (read_cohort after reading) and derive endpoints."""
     categorical_levels = {
         k: [_normalise_level(v) for v in levels] for k, levels in (categorical_levels or {}).items()
     }

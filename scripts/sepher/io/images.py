@@ -9,7 +9,15 @@ that would stop a job hours into a run stops the run at start-up instead:
 * a z-stack or time series where a single 2-D plane is expected,
 * an IF channel index outside the image's channels,
 * an all-black image (every pixel 0), or an IF channel used by the sheet that is
-  all 0.
+  all 0,
+* a channel named by the sheet that the file's metadata do not have, a blank
+  ``pixel_size_um`` for a file that records none, a sheet pixel size more than
+  1 % from the one the file records (vendor formats), a time series.
+
+ND2, CZI, LIF and OME-Zarr files are opened for their metadata only (no
+pixel is read: :func:`sepher.imaging.bioio_reader.open_microscopy`).
+:func:`resolve_row` gives a row with channel names turned into indices and a
+blank pixel size filled from the file, as the stages need it.
 
 Each problem is one :class:`~sepher.errors.InputError` naming the sample sheet,
 the row (with its image_id), the column, the value in the sheet and what was
@@ -28,7 +36,13 @@ import tifffile
 
 from sepher.errors import InputError
 
-__all__ = ["IF_CHANNEL_COLUMNS", "check_sheet_images", "image_stamp", "tiff_truncation"]
+__all__ = [
+    "IF_CHANNEL_COLUMNS",
+    "check_sheet_images",
+    "image_stamp",
+    "resolve_row",
+    "tiff_truncation",
+]
 
 #: Sample-sheet columns that hold a 0-based channel index of an IF image.
 IF_CHANNEL_COLUMNS = ("her2_channel", "nuclear_channel", "membrane_channel")
@@ -106,11 +120,132 @@ def _fail(sheet_file, index, row, expected, hint=None, column="path", value=None
 
 
 def _reader_failed(sheet_file, index, row, error: InputError):
-    """Re-raise an image reader's error at the sheet row that names the image."""
+    """Re-raise an image reader's error at the sheet row that names the image.
+
+    An error about a sheet column (``pixel_size_um``, a channel column) is
+    placed at that column with the sheet's value; any other at ``path``.
+    """
+    if error.column in ("pixel_size_um", *IF_CHANNEL_COLUMNS):
+        _fail(
+            sheet_file,
+            index,
+            row,
+            f"{error.expected} (image {row['path']})",
+            hint=error.hint,
+            column=error.column,
+            value=row.get(error.column) if error.value is None else error.value,
+        )
     expected = error.expected
     if error.value is not None:
         expected += f" (found: {error.value})"
     _fail(sheet_file, index, row, expected, hint=error.hint)
+
+
+def _blank(value) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(np.isnan(float(value)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _named(value) -> bool:
+    """A channel cell holding a name rather than an index."""
+    return isinstance(value, str) and not value.strip().lstrip("+-").isdigit()
+
+
+def _file_metadata(file):
+    """(pixel size, channel names, number of channels or None, T) from a file's
+    metadata, without reading pixels: bioio for ND2 / CZI / LIF / OME-Zarr,
+    the TIFF header otherwise."""
+    from sepher.imaging.bioio_reader import is_microscopy_file, open_microscopy
+    from sepher.imaging.io import image_channel_names, tiff_pixel_size_um
+
+    lower = file.lower()
+    if is_microscopy_file(file) and not lower.endswith((".ome.tif", ".ome.tiff")):
+        image = open_microscopy(file)
+        return image.pixel_size_um, list(image.channel_names), image.shape[1], image.n_t
+    pixel = None
+    if lower.endswith(_TIFF_SUFFIXES):
+        tif = _open_tiff(file)
+        if tif is not None:
+            with tif:
+                pixel = tiff_pixel_size_um(tif)
+    return pixel, image_channel_names(file), None, 1
+
+
+def resolve_row(row: dict, sheet_file="sample sheet", index=None) -> dict:
+    """A sample-sheet row as the stages need it: channel indices and a pixel size.
+
+    Channel names (``her2_channel``, ``nuclear_channel``,
+    ``membrane_channel`` holding text) become the 0-based indices of those
+    names in the file's metadata
+    (:func:`~sepher.imaging.bioio_reader.resolve_channel`: exact, else a
+    unique case-insensitive match); a blank ``pixel_size_um`` becomes the
+    file's own. A row with integer channels and a pixel size is returned
+    unchanged without opening the file; otherwise only the file's metadata
+    are read.
+
+    Parameters
+    ----------
+    row : dict
+        A row of :func:`~sepher.io.samplesheet.read_sample_sheet` (with ``file``).
+    sheet_file : str
+        The sample sheet, named in messages.
+    index : int, optional
+        The row's 0-based index in the sheet, named in messages.
+
+    Returns
+    -------
+    dict
+        A copy of `row` (unchanged when nothing needed resolving).
+
+    Raises
+    ------
+    InputError
+        A channel name the file does not have (the message lists the file's
+        names), or a blank pixel size for a file that records none; names
+        the sheet, row, column and value.
+    """
+    columns = [c for c in IF_CHANNEL_COLUMNS if _named(row.get(c))]
+    blank_px = _blank(row.get("pixel_size_um"))
+    if not columns and not blank_px:
+        return row
+    label = _row_label(index, row["image_id"]) if index is not None else row.get("image_id")
+    try:
+        pixel, names, n, _ = _file_metadata(row["file"])
+    except InputError as error:
+        if index is None:
+            raise
+        _reader_failed(sheet_file, index, row, error)
+    out = dict(row)
+    from sepher.imaging.bioio_reader import resolve_channel
+
+    for column in columns:
+        try:
+            out[column] = resolve_channel(row[column], names, file=row["file"], n_channels=n)
+        except InputError as error:
+            raise InputError(
+                sheet_file,
+                f"{error.expected} (image {row['path']})",
+                row=label,
+                column=column,
+                value=row[column],
+                hint=error.hint,
+            ) from None
+    if blank_px:
+        if pixel is None:
+            raise InputError(
+                sheet_file,
+                f"a pixel size: the metadata of {row['path']} record none, so give "
+                "pixel_size_um (µm per pixel) in the sample sheet",
+                row=label,
+                column="pixel_size_um",
+                value="",
+            )
+        out["pixel_size_um"] = float(pixel)
+    return out
 
 
 def _fail_truncated(sheet_file, index, row, cut):
@@ -139,11 +274,75 @@ def _open_tiff(file):
         return None
 
 
+def _check_vendor_if_image(sheet_file, index, row):
+    """An ND2 / CZI / LIF / OME-Zarr IF image, from its metadata only: opens, one
+    time point, one scene, pixel size (the sheet's within 1 % of the file's, or
+    blank when the file records one), channel names or indices that exist."""
+    from sepher.imaging.bioio_reader import PIXEL_SIZE_TOLERANCE, open_microscopy
+
+    try:
+        image = open_microscopy(row["file"])
+    except InputError as error:
+        _reader_failed(sheet_file, index, row, error)
+    if image.n_t > 1:
+        _fail(
+            sheet_file,
+            index,
+            row,
+            f"a single time point (this file has T={image.n_t} time points)",
+            hint="sepher does not measure time series: export one time point.",
+        )
+    sheet_px = None if _blank(row["pixel_size_um"]) else float(row["pixel_size_um"])
+    meta = image.pixel_size_um
+    if meta is None and sheet_px is None:
+        resolve_row(row, sheet_file, index)  # raises: no pixel size anywhere
+    if meta is not None and sheet_px is not None:
+        if not abs(sheet_px - meta) <= PIXEL_SIZE_TOLERANCE * meta:
+            _fail(
+                sheet_file,
+                index,
+                row,
+                f"the file's own pixel size within {PIXEL_SIZE_TOLERANCE:.0%}: the file's "
+                f"metadata says {meta:.6g} µm/px (image {row['path']})",
+                hint=f"The sample sheet says {sheet_px:.6g} µm/px and the file's metadata says "
+                f"{meta:.6g} µm/px: correct the sheet or leave pixel_size_um blank.",
+                column="pixel_size_um",
+                value=row["pixel_size_um"],
+            )
+    from sepher.imaging.bioio_reader import resolve_channel
+
+    n = image.shape[1]
+    for column in IF_CHANNEL_COLUMNS:
+        value = row[column]
+        if column == "membrane_channel" and not _named(value) and int(value) == -1:
+            continue
+        try:
+            resolve_channel(value, image.channel_names, file=row["file"], n_channels=n)
+        except InputError as error:
+            _fail(
+                sheet_file,
+                index,
+                row,
+                f"{error.expected} (image {row['path']})",
+                hint=error.hint,
+                column=column,
+                value=value,
+            )
+
+
 def _check_if_image(sheet_file, index, row):
-    """Truncation (from the header), then every pixel, of one IF image: one open of the file."""
+    """Truncation (from the header), then every pixel, of one IF image: one open of the file.
+
+    ND2, CZI, LIF and OME-Zarr files: metadata only (:func:`_check_vendor_if_image`).
+    """
+    from sepher.imaging.bioio_reader import is_microscopy_file
     from sepher.imaging.io import read_stack  # imports the imaging stage: only when checking
 
     file = row["file"]
+    if is_microscopy_file(file) and not file.lower().endswith((".ome.tif", ".ome.tiff")):
+        _check_vendor_if_image(sheet_file, index, row)
+        return
+    row = resolve_row(row, sheet_file, index)
     with _quiet_tifffile() as messages:
         tif = _open_tiff(file) if file.lower().endswith(_TIFF_SUFFIXES) else None
         try:
@@ -156,7 +355,7 @@ def _check_if_image(sheet_file, index, row):
                     _fail_truncated(sheet_file, index, row, cut)
             try:
                 stack, _, _ = read_stack(
-                    file, pixel_size_um=float(row["pixel_size_um"]), require_z_step=False, tif=tif
+                    file, pixel_size_um=row["pixel_size_um"], require_z_step=False, tif=tif
                 )
                 image = stack.max(axis=1)  # a z-stack is checked on its projection
             except InputError as error:
@@ -198,6 +397,7 @@ def _check_ihc_image(sheet_file, index, row):
     if is_whole_slide(row["file"]):
         _check_ihc_slide(sheet_file, index, row)
         return
+    resolve_row(row, sheet_file, index)  # a blank pixel size: the file must record one
     with _quiet_tifffile():
         try:
             rgb = read_ihc_rgb(row["file"])

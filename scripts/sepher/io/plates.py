@@ -89,11 +89,26 @@ def _normal_well(name: str) -> str | None:
     return f"{chr(65 + row)}{col + 1:02d}"
 
 
-def _fail(file, index, column, value, expected, hint=None):
-    raise InputError(file, expected, row=int(index) + 1, column=column, value=value, hint=hint)
+def _long_locate(file):
+    """Locator of the long table: the file, its 1-based data row, the column, the value."""
+
+    def locate(index, column, value):
+        return file, int(index) + 1, column, value
+
+    return locate
 
 
-def _number(table, file, column, minimum=None, rows=None, note=None):
+def _failer(locate):
+    """``fail(index, column, value, expected, hint=None)`` raising the located InputError."""
+
+    def fail(index, column, value, expected, hint=None):
+        file, row, column, value = locate(index, column, value)
+        raise InputError(file, expected, row=row, column=column, value=value, hint=hint)
+
+    return fail
+
+
+def _number(table, fail, column, minimum=None, rows=None, note=None):
     """Column as floats; the first non-numeric (or below `minimum`) value fails."""
     values = pd.to_numeric(table[column], errors="coerce")
     rows = table.index if rows is None else rows
@@ -104,19 +119,29 @@ def _number(table, file, column, minimum=None, rows=None, note=None):
         index = bad.index[bad.to_numpy()][0]
         what = "a number" if minimum is None else f"a number >= {minimum:g}"
         what += f" ({note})" if note else ""
-        _fail(file, index, column, table.at[index, column], what)
+        fail(index, column, table.at[index, column], what)
     return values.astype(float)
 
 
-def read_plates(path) -> pd.DataFrame:
+def read_plates(path, fmt: str = "long", plate_map=None, *, log=None) -> pd.DataFrame:
     """Read and validate a plates table.
 
     Parameters
     ----------
-    path : path
-        CSV with the ``plates`` columns: ``plate_id, well, cell_line,
-        condition, drug, concentration, concentration_unit, role, replicate,
-        signal`` and optionally ``time_h`` (hours).
+    path : path, or list of paths
+        ``fmt="long"``: CSV with the ``plates`` columns: ``plate_id, well,
+        cell_line, condition, drug, concentration, concentration_unit, role,
+        replicate, signal`` and optionally ``time_h`` (hours). Other forms:
+        a file, a folder or a list of files
+        (:func:`sepher.io.plate_formats.plate_sources`).
+    fmt : {"long", "plater", "grid", "gdsc"}
+        Form of the plates (:mod:`sepher.io.plate_formats`); the instrument
+        forms are converted by :func:`~sepher.io.plate_formats.import_plates`
+        and then validated exactly as the long table.
+    plate_map : path, optional
+        ``fmt="grid"`` only: the plate-map file or folder.
+    log : list, optional
+        Instrument forms: receives the import log rows (wells left out).
 
     Returns
     -------
@@ -124,7 +149,9 @@ def read_plates(path) -> pd.DataFrame:
         One row per well, in file order: strings stripped, ``well`` as
         ``A01``, ``role`` lower case, ``concentration`` and ``signal``
         float, ``replicate`` str, ``time_h`` float (NaN when absent), plus
-        ``row`` (1-based data row of the file).
+        ``row`` (1-based data row of the file; for an instrument form the
+        1-based row of the imported long table, after the provenance columns
+        ``source_file, source_plate, source_well``).
 
     Raises
     ------
@@ -134,11 +161,27 @@ def read_plates(path) -> pd.DataFrame:
         plate, unknown role, non-numeric or negative concentration (or a
         treated well at concentration 0), non-numeric signal, several
         concentration units for one drug, a plate with treated wells but no
-        vehicle or no blank wells, missing replicate.
+        vehicle or no blank wells, missing replicate. For an instrument form
+        the message names the source file, the plate and the grid cell (or
+        the raw table's row and POSITION) instead of a row of the imported
+        table.
     """
+    if fmt != "long":
+        from sepher.io.plate_formats import _import
+
+        table, locate = _import(path, fmt, plate_map, log)
+        label = ", ".join(map(str, path)) if isinstance(path, (list, tuple)) else str(path)
+        return _validate(table, label, locate)
     file = str(path)
     if not Path(path).is_file():
         raise InputError(file, "an existing CSV file of plate readings", value=file)
+    table = _read_long(path)
+    return _validate(table, file, _long_locate(file))
+
+
+def _read_long(path) -> pd.DataFrame:
+    """The long CSV as strings, its columns checked (:func:`read_plates`' first step)."""
+    file = str(path)
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError as error:
@@ -158,6 +201,28 @@ def read_plates(path) -> pd.DataFrame:
             )
     if len(table) == 0:
         raise InputError(file, "at least one well row below the header (the table is empty)")
+    return table
+
+
+def _validate(table: pd.DataFrame, file, locate) -> pd.DataFrame:
+    """Check and type a plates table of strings (the checks of :func:`read_plates`).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The plates columns as strings, index 0..n-1.
+    file : str
+        The input as the user named it.
+    locate : callable
+        ``locate(index, column, value) -> (file, row, column, value)``: where
+        the message puts the value at `index` of `column`; ``row`` is also
+        how other rows are cited in an expectation (``row <row>``).
+    """
+    fail = _failer(locate)
+
+    def cite(index):
+        return f"row {locate(index, None, None)[1]}"
+
     for column in table.columns:
         table[column] = _per_value(table[column], lambda values: values.str.strip())
     for column in ("plate_id", "cell_line", "condition", "drug", "replicate"):
@@ -165,7 +230,7 @@ def read_plates(path) -> pd.DataFrame:
         if empty.any():
             index = empty.index[empty.to_numpy()][0]
             what = "a replicate label (biological replicate)" if column == "replicate" else None
-            _fail(file, index, column, "", what or f"a non-empty {column}")
+            fail(index, column, "", what or f"a non-empty {column}")
 
     # well names (each distinct name once): A01..P24, any case, leading zeros
     wells = _per_value(table["well"], lambda names: names.map(_normal_well))
@@ -173,7 +238,7 @@ def read_plates(path) -> pd.DataFrame:
     if bad.any():
         index = bad.index[bad.to_numpy()][0]
         well = table.at[index, "well"]
-        _fail(file, index, "well", well, "a well name A01..P24 (row letter A-P, column 1-24)")
+        fail(index, "well", well, "a well name A01..P24 (row letter A-P, column 1-24)")
     table["well"] = wells
     duplicated = table.duplicated(["plate_id", "well"])
     if duplicated.any():
@@ -182,38 +247,36 @@ def read_plates(path) -> pd.DataFrame:
             (table["plate_id"] == table.at[index, "plate_id"])
             & (table["well"] == table.at[index, "well"])
         ][0]
-        _fail(
-            file,
+        fail(
             index,
             "well",
             table.at[index, "well"],
             f"each well once per plate (plate {table.at[index, 'plate_id']} already has it "
-            f"at row {first + 1})",
+            f"at {cite(first)})",
         )
     roles = _per_value(table["role"], lambda values: values.str.lower())
     unknown = ~roles.isin(ROLES)
     if unknown.any():
         index = unknown.index[unknown.to_numpy()][0]
-        _fail(file, index, "role", table.at[index, "role"], f"one of {', '.join(ROLES)}")
+        fail(index, "role", table.at[index, "role"], f"one of {', '.join(ROLES)}")
     table["role"] = roles
     table["concentration"] = _number(
-        table, file, "concentration", minimum=0.0, note="the unit goes in concentration_unit"
+        table, fail, "concentration", minimum=0.0, note="the unit goes in concentration_unit"
     )
     zero_treated = (table["role"] == "treated") & (table["concentration"] <= 0)
     if zero_treated.any():
         index = zero_treated.index[zero_treated.to_numpy()][0]
-        _fail(
-            file,
+        fail(
             index,
             "concentration",
             table.at[index, "concentration"],
             "a concentration > 0 for a treated well",
             hint="Dose-0 wells are role 'vehicle'.",
         )
-    table["signal"] = _number(table, file, "signal")
+    table["signal"] = _number(table, fail, "signal")
     if "time_h" in table.columns:
         present = table.index[table["time_h"] != ""]
-        times = _number(table, file, "time_h", minimum=0.0, rows=present)
+        times = _number(table, fail, "time_h", minimum=0.0, rows=present)
         table["time_h"] = times.where(table["time_h"] != "", np.nan)
     else:
         table["time_h"] = np.nan
@@ -223,18 +286,17 @@ def read_plates(path) -> pd.DataFrame:
         counts = rows["concentration_unit"].value_counts(sort=False)
         unit = counts.index[int(np.argmax(counts.to_numpy()))]
         if unit == "":
-            _fail(file, rows.index[0], "concentration_unit", "", "a unit such as ng/mL")
+            fail(rows.index[0], "concentration_unit", "", "a unit such as ng/mL")
         odd = rows.index[rows["concentration_unit"] != unit]
         if len(odd):
             index = odd[0]
             usual = rows.index[rows["concentration_unit"] == unit]
-            _fail(
-                file,
+            fail(
                 index,
                 "concentration_unit",
                 table.at[index, "concentration_unit"],
                 f"one concentration unit per drug ({drug} is in {unit} in {len(usual)} "
-                f"other well(s), e.g. row {usual[0] + 1})",
+                f"other well(s), e.g. {cite(usual[0])})",
                 hint="Convert the concentrations of this drug to one unit.",
             )
     # plates with treated wells need vehicle and blank wells (plates in file order)
@@ -250,8 +312,7 @@ def read_plates(path) -> pd.DataFrame:
         for role in ("vehicle", "blank"):
             if role not in plate_roles:
                 index = first_treated[plate]
-                _fail(
-                    file,
+                fail(
                     index,
                     "role",
                     table.at[index, "role"],

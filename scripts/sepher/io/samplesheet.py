@@ -30,6 +30,22 @@ ROI_COLUMN = "roi_geojson"
 IF_SHEET_COLUMNS = COMMON_COLUMNS + IF_COLUMNS + ("membrane_channel",)
 SHEET_COLUMNS = IF_SHEET_COLUMNS + IHC_COLUMNS + (REFERENCE_COLUMN, ROI_COLUMN)
 ASSAYS = ("IF", "IHC")
+#: Files whose metadata carry the pixel size, so ``pixel_size_um`` may be blank:
+#: the vendor microscopy formats (:data:`sepher.imaging.bioio_reader.VENDOR_SUFFIXES`)
+#: and whole slides (SVS, NDPI). The start-up check (:mod:`sepher.io.images`)
+#: stops the run when such a file records none.
+METADATA_PIXEL_SIZE_SUFFIXES = (
+    ".ome.tif",
+    ".ome.tiff",
+    ".nd2",
+    ".czi",
+    ".lif",
+    ".zarr",
+    ".svs",
+    ".ndpi",
+)
+#: IF columns naming a channel: a 0-based index or the file's channel name.
+CHANNEL_COLUMNS = ("her2_channel", "nuclear_channel", "membrane_channel")
 TIMEPOINTS = ("pre", "post")
 
 
@@ -101,8 +117,29 @@ def _integer(table, file, index, column, minimum=0, blank_ok=False):
         if str(number) != value.strip() or number < minimum:
             raise ValueError
     except ValueError:
-        _fail(file, index, column, value, f"an integer >= {minimum}", table.at[index, "image_id"])
+        expected = f"an integer >= {minimum}"
+        if column in CHANNEL_COLUMNS:
+            expected += " (a 0-based channel index) or a channel name"
+        _fail(file, index, column, value, expected, table.at[index, "image_id"])
     return number
+
+
+def _channel(table, file, index, column):
+    """A channel column's value: int (an index >= 0), str (a channel name), or None (blank).
+
+    Anything that reads as a number must be an integer >= 0 ("1.5", "-1" are
+    refused); other text is a channel name, resolved against the file's
+    metadata where the image is opened
+    (:func:`sepher.imaging.bioio_reader.resolve_channel`).
+    """
+    value = table.at[index, column]
+    if value == "":
+        return None
+    try:
+        float(value)
+    except ValueError:
+        return value  # a channel name
+    return _integer(table, file, index, column)
 
 
 def read_sample_sheet(path, assay=None) -> pd.DataFrame:
@@ -119,8 +156,12 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
     -------
     DataFrame
         The sheet's columns (strings, numbers parsed: ``pixel_size_um``
-        float, channels int, ``membrane_channel`` int or -1 when absent,
-        ``replicate`` str) plus ``file``: the absolute image path.
+        float, NaN when blank for a file whose metadata carry it
+        (:data:`METADATA_PIXEL_SIZE_SUFFIXES`); channels int (``Int64``
+        column), or, when any IF row names a channel, an ``object`` column of
+        int and str (the name, resolved when the image is opened);
+        ``membrane_channel`` -1 when absent; ``replicate`` str) plus
+        ``file``: the absolute image path.
 
     Raises
     ------
@@ -169,17 +210,27 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
         image_id = row["image_id"]
         if not image_id:
             _fail(file, index, "image_id", "", "a non-empty image_id")
+        from_file = row["path"].lower().rstrip("/").endswith(METADATA_PIXEL_SIZE_SUFFIXES)
         try:
-            size = float(row["pixel_size_um"])
-            if not size > 0:
-                raise ValueError
+            if row["pixel_size_um"] == "" and from_file:
+                size = float("nan")  # the file's metadata give it (checked at start-up)
+            else:
+                size = float(row["pixel_size_um"])
+                if not size > 0:
+                    raise ValueError
         except ValueError:
             _fail(
                 file,
                 index,
                 "pixel_size_um",
                 row["pixel_size_um"],
-                "a pixel size > 0 in µm",
+                "a pixel size > 0 in µm"
+                + (
+                    " (or blank: the file's metadata give it)"
+                    if from_file
+                    else " (blank only for OME-TIFF, ND2, CZI, LIF, OME-Zarr, SVS and NDPI "
+                    "files, whose metadata give it)"
+                ),
                 image_id,
             )
         pixel_sizes.append(size)
@@ -193,8 +244,10 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
                 f"a path inside the sheet's folder {root} (relative to it)",
                 image_id,
             )
-        if not image.is_file():
-            _fail(file, index, "path", row["path"], "an existing image file", image_id)
+        is_zarr = row["path"].lower().rstrip("/").endswith(".zarr")
+        if not (image.is_dir() if is_zarr else image.is_file()):
+            expected = "an existing OME-Zarr folder" if is_zarr else "an existing image file"
+            _fail(file, index, "path", row["path"], expected, image_id)
         files.append(str(image))
     table["pixel_size_um"] = pixel_sizes
     table["file"] = files
@@ -202,12 +255,22 @@ def read_sample_sheet(path, assay=None) -> pd.DataFrame:
     if len(if_rows):
         if "membrane_channel" not in table.columns:
             table["membrane_channel"] = ""
-        for column in ("her2_channel", "nuclear_channel", "membrane_channel"):
+        for column in CHANNEL_COLUMNS:
             values = {}
             for index in if_rows:
-                number = _integer(table, file, index, column, blank_ok=column == "membrane_channel")
-                values[index] = -1 if number is None else number
-            table[column] = pd.Series(values, dtype="Int64")
+                value = _channel(table, file, index, column)
+                if value is None and column != "membrane_channel":
+                    _fail(
+                        file,
+                        index,
+                        column,
+                        "",
+                        "an integer >= 0 (a 0-based channel index) or a channel name",
+                        table.at[index, "image_id"],
+                    )
+                values[index] = -1 if value is None else value
+            named = any(isinstance(v, str) for v in values.values())
+            table[column] = pd.Series(values, dtype=object if named else "Int64")
         for column in ("cell_line", "condition", "replicate"):
             for index in if_rows:
                 if not table.at[index, column]:
