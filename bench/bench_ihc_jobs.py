@@ -2,7 +2,7 @@
 
 Simulates a folder of 16 H-DAB photomicrographs at 0.25 um per pixel, 8 of
 1280 x 720 and 8 of 1920 x 1080 px (:func:`sepher.simulate.ihc_images.simulate_ihc_tile`:
-4 drawn per size, designs 3+, 2+, 1+ and 0, each also mirrored left-right; 26
+4 drawn per size, designs 3+, 2+, 1+ and 0, each also mirrored left-right; 24
 MP in all), written as JPEG quality 90 with PIL, and an IHC-only sample sheet.
 Then runs the workflow (``snakemake --cores 1``, this checkout's Snakefile, in a
 scratch directory) with the targets the 16 per-tile cell tables, twice: with
@@ -115,9 +115,7 @@ def run(directory: Path, sheet: Path, tiles_per_job: int, snakefile: Path) -> di
         with open(path) as stream:
             job_s += sum(float(row["s"]) for row in csv.DictReader(stream, delimiter="\t"))
         jobs += 1
-    tables = {
-        name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in targets
-    }
+    tables = {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in targets}
     return {"wall": wall, "job_s": job_s, "jobs": jobs, "tables": tables}
 
 

@@ -70,7 +70,11 @@ if config.get("plate_map") and config["plates_format"] != "grid":
         value=config["plate_map"],
         hint=f"plates_format is {config['plates_format']}.",
     )
-if config["plates_format"] == "grid" and configured("plates") and not config.get("plate_map"):
+if (
+    config["plates_format"] == "grid"
+    and config.get("plates")
+    and not config.get("plate_map")
+):
     raise InputError(
         _config_name,
         "a plate_map (the plate map in plater block form) with plates_format: grid",
@@ -339,7 +343,7 @@ def ihc_tile_cells(wildcards):
             "this sheet has none",
             column="assay",
         )
-    return expand(rules.ihc_score_tile.output.cells, image_id=IHC_IDS)
+    return expand(IHC_TILE_FILES["cells"], image_id=IHC_IDS)
 
 
 def _validate_images_once():

@@ -21,7 +21,6 @@ def plates_source():
     return ", ".join(plates) if isinstance(plates, list) else str(plates)
 
 
-
 def _validate_plates_once():
     """Check the plates table at start-up, before any job runs.
 
@@ -41,9 +40,7 @@ def _validate_plates_once():
     }
     key = hashlib.sha256(
         (
-            inputs_digest("plates")
-            + PLATES_FORMAT
-            + json.dumps(params, sort_keys=True)
+            inputs_digest("plates") + PLATES_FORMAT + json.dumps(params, sort_keys=True)
         ).encode()
     ).hexdigest()
     marker = Path(".snakemake", "sepher-validated", f"plates-{key}")

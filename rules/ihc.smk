@@ -15,6 +15,20 @@ IHC_SHEET = (
 IHC_IDS = [] if IHC_SHEET is None else sorted(IHC_SHEET["image_id"])
 IHC = config["ihc"]
 
+
+def _ihc_pixel_size(image_id):
+    """The sheet's pixel size of an IHC row, or (blank in the sheet) its whole
+    slide's metadata value (the start-up check has refused a blank for any other
+    file)."""
+    size = float(IHC_SHEET.at[image_id, "pixel_size_um"])
+    if size == size:  # not NaN
+        return size
+    from sepher.ihc.wsi import open_slide, resolve_pixel_size
+
+    with open_slide(IHC_SHEET.at[image_id, "file"]) as slide:
+        return float(resolve_pixel_size(slide))
+
+
 # Per tile: its sheet row as plain values (params of its batch: a changed row
 # reruns that batch).
 IHC_TILES = {
@@ -22,7 +36,7 @@ IHC_TILES = {
         "image_id": image_id,
         "patient_id": str(IHC_SHEET.at[image_id, "patient_id"]),
         "timepoint": str(IHC_SHEET.at[image_id, "timepoint"]),
-        "pixel_size_um": float(IHC_SHEET.at[image_id, "pixel_size_um"]),
+        "pixel_size_um": _ihc_pixel_size(image_id),
         "reference_score": str(IHC_SHEET.at[image_id, "reference_score"]),
         "roi_geojson": str(IHC_SHEET.at[image_id, "roi_geojson"]),
     }
@@ -117,7 +131,11 @@ for _batch, _ids in IHC_BATCHES.items():
             f"ihc_score_batch_{_batch}"
         input:
             images=[IHC_SHEET.at[i, "file"] for i in _ids],
-            rois=[IHC_TILES[i]["roi_geojson"] for i in _ids if IHC_TILES[i]["roi_geojson"]],
+            rois=[
+                IHC_TILES[i]["roi_geojson"]
+                for i in _ids
+                if IHC_TILES[i]["roi_geojson"]
+            ],
             lib=library_of("ihc_score_batch.py"),
         output:
             **{

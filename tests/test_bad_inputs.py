@@ -55,6 +55,13 @@ REQUIRED = {
     "wrong type in config",
     "identifier column",
     "identifier-like patient_id",
+    # issue 17: instrument and registry forms
+    "wrong grid size",
+    "instrument plate form",
+    "unmapped value",
+    "unmapped column",
+    "pixel-size disagreement",
+    "missing channel name",
 }
 
 SEPARATOR = {"cohort": ",", "plates": ",", "images": "\t"}
@@ -169,6 +176,22 @@ def build(case, directory):
         elif op == "write_file":
             (inputs / arg["path"]).parent.mkdir(parents=True, exist_ok=True)
             (inputs / arg["path"]).write_text(arg["text"])
+        elif op == "plates_form":
+            # the (mutated) demo plates as an instrument writes them (issue 17):
+            # `plates` becomes a folder of plate files, a grid form gets its plate maps
+            from sepher.io.plate_formats import write_gdsc, write_grid, write_plater
+
+            form, folder = arg["format"], inputs / "reader"
+            if form == "plater":
+                write_plater(table, folder)
+            elif form == "grid":
+                write_grid(table, folder, inputs / "maps")
+                config_changes["plate_map"] = str(inputs / "maps")
+            else:
+                folder.mkdir()
+                write_gdsc(table, folder / "raw.csv", molar_mass=arg.get("molar_mass"))
+            config_changes["plates_format"] = form
+            paths[kind], table = folder, None
         elif op == "config":
             config_changes.update(arg)
         else:

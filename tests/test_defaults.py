@@ -240,6 +240,7 @@ IHC_STAGE_KEYS = {
     "calibration",
     "calibration_bootstrap",
     "calibration_seed",
+    "tiles_per_job",
     "figure_field_um",
     "figure_scale_bar_um",
 }

@@ -39,7 +39,9 @@ def run_script(name, *args, cwd):
 # --------------------------------------------------------------------------- the helper
 def test_every_entry_script_can_run_by_hand():
     """Each Snakemake script builds its object with snakemake_or_cli, none needs Snakemake."""
-    scripts = [p for p in SCRIPTS.glob("*.py") if p.name not in {"make_demo_data.py", "new_study.py"}]
+    scripts = [
+        p for p in SCRIPTS.glob("*.py") if p.name not in {"make_demo_data.py", "new_study.py"}
+    ]
     assert len(scripts) > 20
     for path in scripts:
         text = path.read_text()

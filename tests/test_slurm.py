@@ -158,8 +158,8 @@ def test_jobs_ran_on_slurm_with_image_jobs_grouped(slurm_run):
         log for kind, files in logs.items() if "imaging_measure_if" in kind for log in files
     ]
     ihc_batches = [log for kind, files in logs.items() if "ihc_tiles" in kind for log in files]
-    # 76 IF fields, 16 per job (config imaging.fields_per_job), and 11 IHC tiles
-    # in one group job (profiles/slurm)
+    # 76 IF fields, 16 per job (config imaging.fields_per_job), and the IHC tiles
+    # in batches of ihc.tiles_per_job, in one group job (profiles/slurm)
     assert len(if_batches) == 5, if_batches
     assert len(ihc_batches) == 1, ihc_batches
     for log in if_batches + ihc_batches:

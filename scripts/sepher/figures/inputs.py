@@ -166,7 +166,7 @@ def biopsy_tiles(samples, tiles, summaries, overlays, *, field_um) -> list[dict]
         The sheet's IHC tiles (``image_id``, ``patient_id``, ``timepoint``,
         ``pixel_size_um``).
     summaries : sequence of path
-        Per-tile JSON summaries (``image_id``, ``h_score``) of ``ihc_score_tile``.
+        Per-tile JSON summaries (``image_id``, ``h_score``) of the ``ihc_score_batch_*`` rules.
     overlays : sequence of path
         Per-tile class overlays, ``<image_id>.png``.
     field_um : float

@@ -43,6 +43,7 @@ import pandas as pd
 
 from sepher.errors import InputError
 from sepher.io.cohort_format import (
+    FIXED_COLUMNS,
     CohortFormat,
     mapped_columns,
     parse_cohort_format,
@@ -148,8 +149,11 @@ def _read_raw(path) -> tuple[pd.DataFrame, str]:
     return read_csv_frame(path)
 
 
-def _missing_column(file, column, present, expected=None):
-    close = difflib.get_close_matches(column, list(present), n=1, cutoff=0.6)
+def _missing_column(file, column, present, expected=None, used=()):
+    # a column the table or the analysis uses as another variable is not a misspelling
+    taken = FIXED_COLUMNS | set(used)
+    candidates = [c for c in present if c not in taken]
+    close = difflib.get_close_matches(column, candidates, n=1, cutoff=0.6)
     hint = f"Did you mean '{close[0]}'? (rename that column to '{column}')" if close else None
     raise InputError(
         file,
@@ -295,7 +299,7 @@ def _derive_from_durations(table: _Table) -> dict:
     }
 
 
-def derive_endpoints(df: pd.DataFrame, file) -> pd.DataFrame:
+def derive_endpoints(df: pd.DataFrame, file, used=()) -> pd.DataFrame:
     """OS and PFS2 per patient from either input form, validated.
 
     Parameters
@@ -307,6 +311,9 @@ def derive_endpoints(df: pd.DataFrame, file) -> pd.DataFrame:
         the duration form is required.
     file : str
         File name for error messages.
+    used : collection of str, optional
+        Columns the analysis reads as other variables (group, covariates,
+        response): never suggested as a missing column's misspelling.
 
     Returns
     -------
@@ -355,6 +362,7 @@ def derive_endpoints(df: pd.DataFrame, file) -> pd.DataFrame:
             table.file,
             missing,
             raw.columns,
+            used=used,
             expected=f"a column named '{missing}' (the {form} form needs "
             + ", ".join(columns)
             + "; the other form is "
@@ -466,7 +474,12 @@ def read_cohort(
     try:
         return _validate_cohort(formatted.table, formatted.file, **options)
     except InputError as err:
-        raise formatted.explain(err) from None
+        raise formatted.explain(err, used=_analysis_columns(options)) from None
+
+
+def _analysis_columns(options) -> set:
+    """The columns the analysis reads besides the fixed ones (group, covariates, response)."""
+    return {options["group"], *options["covariates"], options["response"]} - {None}
 
 
 def _formatted(path, cohort_format, redcap_dictionary) -> bool:
@@ -524,17 +537,19 @@ def _validate_cohort(
         k: [_normalise_level(v) for v in levels] for k, levels in (categorical_levels or {}).items()
     }
     covariates = list(covariates)
+    used = _analysis_columns({"group": group, "covariates": covariates, "response": response})
     # Only the study's own columns are exempt: a covariate named like an identifier
     # must be renamed (no config switch can let identifiers through).
     check_identifier_columns(raw.columns, file)
     for column in IDENTITY_COLUMNS:
         if column not in raw.columns:
-            _missing_column(file, column, raw.columns)
+            _missing_column(file, column, raw.columns, used=used)
     if group not in raw.columns:
         _missing_column(
             file,
             group,
             raw.columns,
+            used=used - {group},
             expected=f"the group column '{group}' named in the config (survival.group)",
         )
     for column in covariates:
@@ -543,6 +558,7 @@ def _validate_cohort(
                 file,
                 column,
                 raw.columns,
+                used=used - {column},
                 expected=f"the covariate column '{column}' named in the config "
                 "(survival.covariates)",
             )
@@ -585,7 +601,7 @@ def _validate_cohort(
                 hint="Both groups are needed to compare them.",
             )
 
-    endpoints = derive_endpoints(raw, file)
+    endpoints = derive_endpoints(raw, file, used=used)
     out = pd.DataFrame(
         {
             "patient_id": ids.to_numpy(dtype=object),

@@ -71,6 +71,24 @@ DATE_VALUE_COLUMNS = (
     "last_contact_date",
 )
 ISO_DATE_FORMAT = "%Y-%m-%d"
+#: The cohort table's fixed column names (docs/data-dictionary.md). A file column
+#: already named so, or used by the analysis as another variable (group, covariate,
+#: response), is never offered as a missing column's misspelling: suggesting that
+#: `age_at_advanced_dx` be renamed `advanced_dx_date` would swap two variables.
+FIXED_COLUMNS = frozenset(
+    {
+        "patient_id",
+        "tdm1_line",
+        "first_line_pertuzumab",
+        *DATE_VALUE_COLUMNS,
+        "vital_status",
+        "os_months",
+        "os_event",
+        "pfs2_months",
+        "pfs2_event",
+        "entry_months",
+    }
+)
 DEFAULT_FORMAT = {
     "sep": ",",
     "decimal": ".",
@@ -893,11 +911,13 @@ class FormattedCohort:
             n = int(match.group(1))
         return n - 1 if (n - 1) in self.table.index else None
 
-    def explain(self, err: InputError) -> InputError:
+    def explain(self, err: InputError, used=()) -> InputError:
         """`err` (raised on :attr:`table`) in terms of the original file.
 
         The message keeps the validation's text, names the original column and
-        value, and adds the ``cohort_format`` key that would fix it.
+        value, and adds the ``cohort_format`` key that would fix it. Columns in
+        `used` (the analysis's group, covariates, response) are never suggested
+        as the source of another column.
         """
         target = err.column
         value = err.value
@@ -911,7 +931,7 @@ class FormattedCohort:
                 value = self.original.at[index, target]
                 hints.extend(self._value_hints(index, target, value, err.expected))
         elif target is not None and target not in self.table.columns and err.row is None:
-            hints.append(self._column_hint(target))
+            hints.append(self._column_hint(target, used))
         if source != target and target in self.source_of:
             hints.append(f"('{source}' is read as '{target}' by cohort_format: columns.)")
         return InputError(
@@ -953,13 +973,15 @@ class FormattedCohort:
             hints.append("If ',' is the decimal mark, set cohort_format: decimal: ','.")
         return hints
 
-    def _column_hint(self, target) -> str:
+    def _column_hint(self, target, used=()) -> str:
         renamed = set(self.fmt.columns)
         free = [s for t, s in self.source_of.items() if s == t and s not in renamed]
-        close = difflib.get_close_matches(target, free, n=1, cutoff=0.5)
+        taken = FIXED_COLUMNS | set(used)
+        candidates = [s for s in free if s not in taken]
+        close = difflib.get_close_matches(target, candidates, n=1, cutoff=0.5)
         if close:
             return f"Map it in config: cohort_format: columns: {{'{close[0]}': '{target}'}}."
-        listed = ", ".join(free[:12]) + (", ..." if len(free) > 12 else "")
+        listed = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "")
         return (
             f"Map the file's column to it in config: cohort_format: columns: "
             f"{{'<column in the file>': '{target}'}} (columns not mapped: {listed or 'none'})."
