@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from sepher.io.plate_formats import write_grid, write_plater
+from sepher.io.plate_formats import write_gdsc, write_grid, write_plater
 from sepher.io.plates import read_plates
 
 from .workflow import DEMO, demo_sheet_rows, snakemake, write_config
@@ -52,16 +52,24 @@ def _bytes(results, names, folder):
 
 
 # ------------------------------------------------------------------------ plates
-@pytest.mark.parametrize("form", ["plater", "grid"])
+#: Molar masses (g/mol) to write the demo's mass concentrations in GDSC's µM
+#: (antibody and conjugate masses, rounded: the test needs a fixed conversion only).
+MOLAR_MASS = {"T-DM1": 148500.0, "trastuzumab": 148000.0, "pertuzumab": 148000.0}
+
+
+@pytest.mark.parametrize("form", ["plater", "grid", "gdsc"])
 def test_plates_in_instrument_form_give_the_long_form_tables(tmp_path, form, full_study):
     long = read_plates(DEMO / "plates.csv")
     source = tmp_path / "reader"
     extra = {}
     if form == "plater":
         write_plater(long, source)
-    else:
+    elif form == "grid":
         write_grid(long, source, tmp_path / "maps")
         extra["plate_map"] = str(tmp_path / "maps")
+    else:
+        source.mkdir()
+        write_gdsc(long, source / "gdsc_raw.csv", molar_mass=MOLAR_MASS)
     imported = _run(
         tmp_path / "instrument",
         *DR_TARGETS,
@@ -82,8 +90,10 @@ def test_plates_in_instrument_form_give_the_long_form_tables(tmp_path, form, ful
     by_long = _run(tmp_path / "long", *DR_TARGETS, plates=as_long)
     names = DR_TABLES + ("comparisons.csv",)
     assert _bytes(imported, names, "doseresponse") == _bytes(by_long, names, "doseresponse")
+    if form == "gdsc":
+        return  # (doses in µM: the same curves on another concentration scale)
     # and the curves are those of the demo's own long table (well order aside)
-    demo = full_study / "results" / "doseresponse"
+    demo = full_study.directory / "results" / "doseresponse"
     for name in ("fits.csv", "fits_by_replicate.csv", "comparisons.csv"):
         assert (imported / "doseresponse" / name).read_bytes() == (demo / name).read_bytes(), name
 
@@ -144,7 +154,7 @@ def test_italian_cohort_export_gives_the_demo_endpoints(tmp_path, full_study):
         cohort=export,
         cohort_format=cohort_format,
     )
-    demo = full_study / "results" / "survival" / "endpoints.csv"
+    demo = full_study.directory / "results" / "survival" / "endpoints.csv"
     assert (results / "survival" / "endpoints.csv").read_bytes() == demo.read_bytes()
 
 
