@@ -58,7 +58,7 @@ MOLAR_MASS = {"T-DM1": 148500.0, "trastuzumab": 148000.0, "pertuzumab": 148000.0
 
 
 @pytest.mark.parametrize("form", ["plater", "grid", "gdsc"])
-def test_plates_in_instrument_form_give_the_long_form_tables(tmp_path, form, full_study):
+def test_plates_in_instrument_form_give_the_long_form_tables(tmp_path, form, request):
     long = read_plates(DEMO / "plates.csv")
     source = tmp_path / "reader"
     extra = {}
@@ -93,7 +93,7 @@ def test_plates_in_instrument_form_give_the_long_form_tables(tmp_path, form, ful
     if form == "gdsc":
         return  # (doses in µM: the same curves on another concentration scale)
     # and the curves are those of the demo's own long table (well order aside)
-    demo = full_study.directory / "results" / "doseresponse"
+    demo = request.getfixturevalue("full_study").directory / "results" / "doseresponse"
     for name in ("fits.csv", "fits_by_replicate.csv", "comparisons.csv"):
         assert (imported / "doseresponse" / name).read_bytes() == (demo / name).read_bytes(), name
 

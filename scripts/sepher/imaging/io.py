@@ -344,8 +344,7 @@ def _pixel_size(name: str, file_px, pixel_size_um, strict: bool = False) -> floa
                 f"metadata says {file_px:.6g} µm/px",
                 column="pixel_size_um",
                 value=pixel_size_um,
-                hint=f"The sample sheet says {pixel_size_um:.6g} µm/px and the file's metadata "
-                f"says {file_px:.6g} µm/px: correct the sheet or leave pixel_size_um blank.",
+                hint="Correct the sheet, or leave pixel_size_um blank to use the file's value.",
             )
     if file_px is not None:
         if pixel_size_um is not None and abs(file_px - pixel_size_um) > 0.05 * pixel_size_um:

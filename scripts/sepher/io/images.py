@@ -304,8 +304,7 @@ def _check_vendor_if_image(sheet_file, index, row):
                 row,
                 f"the file's own pixel size within {PIXEL_SIZE_TOLERANCE:.0%}: the file's "
                 f"metadata says {meta:.6g} µm/px (image {row['path']})",
-                hint=f"The sample sheet says {sheet_px:.6g} µm/px and the file's metadata says "
-                f"{meta:.6g} µm/px: correct the sheet or leave pixel_size_um blank.",
+                hint="Correct the sheet, or leave pixel_size_um blank to use the file's value.",
                 column="pixel_size_um",
                 value=row["pixel_size_um"],
             )
