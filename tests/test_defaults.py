@@ -360,6 +360,8 @@ KEYWORDS = {
     ("sepher.survival.stage", "km_tables", "os_origin"): "survival.os_origin",
     ("sepher.survival.stage", "km_tables", "delayed_entry"): "survival.delayed_entry",
     ("sepher.io.cohort", "read_cohort", "response"): "survival.response",
+    ("sepher.io.cohort", "read_cohort", "cohort_format"): "cohort_format",
+    ("sepher.io.cohort", "read_cohort", "redcap_dictionary"): "redcap_dictionary",
     ("sepher.figures.km_plot", "plot_km", "simulated"): "simulated",
     # IF imaging: rules/imaging.smk -> sepher.imaging.field.measure_field (FIELD_SETTINGS)
     ("sepher.imaging.nuclei", "segment_nuclei", "min_area_um2"): "imaging.nuclei_min_area_um2",
@@ -467,6 +469,8 @@ KEYWORD_DIFFERENCES = {
     "measure_field sets",
     ("sepher.imaging.measure", "measure_cells", "spill_um"): "0 is the plain band mean; the "
     "blur correction needs the flat-fielded channels of measure_field",
+    ("sepher.io.cohort", "read_cohort", "cohort_format"): "None and the schema's defaults both "
+    "mean: the plain comma-separated ISO-dated CSV",
     ("sepher.io.cohort", "read_cohort", "categorical_levels"): "None and the schema's {} both "
     "mean: no categorical covariates",
 }
@@ -534,3 +538,10 @@ def test_stage_entry_keywords_are_all_accounted_for(entry):
     }
     mapped = {key[2] for key in KEYWORDS if key[:2] == entry}
     assert with_default == mapped | NOT_CONFIG[entry]
+
+
+def test_cohort_format_defaults_are_the_schema_defaults():
+    """The library's reading of a cohort export without cohort_format is the schema's."""
+    from sepher.io.cohort_format import DEFAULT_FORMAT
+
+    assert _plain(DEFAULT_FORMAT) == at("cohort_format")
