@@ -17,9 +17,14 @@ the two runs are byte-identical. Prints, never asserts.
 Every numerical library is limited to one thread. On a shared machine the
 timings include waiting for the core (load average printed).
 
+With ``--json PATH`` the targets are also written there (the benchmark
+contract of ``bench/report.py``): MP/s per core of the batched run from the
+job benchmarks and from the wall time, each against the one-photo-per-job
+run of the same invocation as the baseline, target >= 2 MP/s per core.
+
 Usage (from the project root)::
 
-    PYTHONPATH=scripts .venv/bin/python bench/bench_ihc_jobs.py [--tiles-per-job 8]
+    PYTHONPATH=scripts .venv/bin/python bench/bench_ihc_jobs.py [--tiles-per-job 8] [--json PATH]
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import hashlib  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -59,6 +66,20 @@ def default_tiles_per_job() -> int:
     schema = load_schema(ROOT / "config" / "schemas" / "ihc.schema.yaml")
     filled = fill_defaults({"ihc": {}}, {"type": "object", "properties": {"ihc": schema}})
     return int(filled["ihc"]["tiles_per_job"])
+
+
+def machine() -> str:
+    """``<cores> cores, <CPU model>`` of this machine."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as stream:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")),
+                "",
+            )
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model or platform.processor() or platform.machine()}"
 
 
 def write_photos(folder: Path) -> tuple[Path, float]:
@@ -123,6 +144,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles-per-job", type=int, default=None, help="default: the schema's")
     ap.add_argument("--snakefile", type=Path, default=ROOT / "Snakefile")
+    ap.add_argument("--json", type=Path, help="also write the targets here (bench/report.py)")
     args = ap.parse_args()
     batch = args.tiles_per_job or default_tiles_per_job()
     print(
@@ -149,6 +171,32 @@ def main() -> None:
         same = results[1]["tables"] == results[batch]["tables"]
         print(f"per-tile cells tables byte-identical (1 vs {batch} per job): {same}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.json:
+        targets = []
+        for kind, key in (("job benchmarks", "job_s"), ("wall time", "wall")):
+            measured, baseline = mp / results[batch][key], mp / results[1][key]
+            targets.append(
+                {
+                    "name": f"IHC photos end to end ({kind}, {batch} per job)",
+                    "measured": round(measured, 3),
+                    "unit": "MP/s per core",
+                    "baseline": round(baseline, 3),
+                    "baseline_name": "1 photo per job",
+                    "ratio": round(measured / baseline, 3),
+                    "target": f">= {TARGET_MP_S:g} MP/s per core",
+                    "met": bool(measured >= TARGET_MP_S),
+                }
+            )
+        command = "PYTHONPATH=scripts .venv/bin/python bench/bench_ihc_jobs.py"
+        if args.tiles_per_job:
+            command += f" --tiles-per-job {args.tiles_per_job}"
+        record = {
+            "benchmark": "ihc_jobs",
+            "command": command,
+            "machine": machine(),
+            "targets": targets,
+        }
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

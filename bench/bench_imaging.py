@@ -16,9 +16,14 @@ peak resident memory (VmHWM) against the 2 GB target, with the machine's
 load average (other processes on a shared machine slow the CPU, caches and
 memory bus). Prints, never asserts.
 
+With ``--json PATH`` the targets are also written there (the benchmark
+contract of ``bench/report.py``): per size, MP/s per core (target >= 5) and
+peak memory (target <= 2048 MB); no baseline (the target is absolute).
+
 Usage (from the project root)::
 
     PYTHONPATH=scripts .venv/bin/python bench/bench_imaging.py [--sizes 2048 4096] [--repeats 3]
+        [--json PATH]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import platform  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -90,6 +96,33 @@ def field_row(path: Path) -> dict:
     }
 
 
+def machine() -> str:
+    """``<cores> cores, <CPU model>`` of this machine."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as stream:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")),
+                "",
+            )
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model or platform.processor() or platform.machine()}"
+
+
+def _target(name, measured, unit, target, met) -> dict:
+    return {
+        "name": name,
+        "measured": round(float(measured), 3),
+        "unit": unit,
+        "baseline": None,
+        "baseline_name": None,
+        "ratio": None,
+        "target": target,
+        "met": bool(met),
+    }
+
+
 def _peak_rss_mb() -> float:
     """This process's peak resident set (VmHWM; ru_maxrss survives exec on
     Linux and would report the parent's peak)."""
@@ -124,6 +157,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--json", type=Path, help="also write the targets here (bench/report.py)")
     args = ap.parse_args()
     if args.child:
         _child(args.child, args.repeats)
@@ -133,6 +167,7 @@ def main() -> None:
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
         f"on {os.cpu_count()} CPUs"
     )
+    targets = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             # the field is made here so that its construction does not count
@@ -154,7 +189,32 @@ def main() -> None:
                 f"peak RSS {r['peak_mb']:.0f} MB (after imports {r['base_mb']:.0f} MB), "
                 f"{r['peak_mb'] / TARGET_RSS_MB:.2f} x the {TARGET_RSS_MB:.0f} MB limit"
             )
+            field = f"IF field {size} x {size}"
+            targets.append(
+                _target(
+                    f"{field}, measure_field",
+                    rate,
+                    "MP/s per core",
+                    f">= {TARGET_MP_S:g} MP/s per core",
+                    rate >= TARGET_MP_S,
+                )
+            )
+            targets.append(
+                _target(
+                    f"{field}, peak memory",
+                    r["peak_mb"],
+                    "MB",
+                    f"<= {TARGET_RSS_MB:.0f} MB",
+                    r["peak_mb"] <= TARGET_RSS_MB,
+                )
+            )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.json:
+        command = "PYTHONPATH=scripts .venv/bin/python bench/bench_imaging.py"
+        command += f" --sizes {' '.join(map(str, args.sizes))} --repeats {args.repeats}"
+        record = {"benchmark": "imaging", "command": command, "machine": machine()}
+        record["targets"] = targets
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -26,13 +26,40 @@ import contextlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib as mpl
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.font_manager import FontProperties
-from matplotlib.transforms import offset_copy
+
+if TYPE_CHECKING:  # annotations only
+    import matplotlib.pyplot as plt
+
+# matplotlib is imported where it is drawn with, not here: the colour and
+# palette constants are read by jobs that never draw (the IHC overlay files),
+# and importing matplotlib.pyplot costs those jobs ~0.4 s each. The module
+# names ``mpl`` and ``plt`` (and ``FontProperties``, ``offset_copy``) stay
+# attributes of this module through :func:`__getattr__`.
+_LAZY = {
+    "mpl": ("matplotlib", None),
+    "plt": ("matplotlib.pyplot", None),
+    "FontProperties": ("matplotlib.font_manager", "FontProperties"),
+    "offset_copy": ("matplotlib.transforms", "offset_copy"),
+}
+
+
+def __getattr__(name: str):
+    """Import matplotlib (``mpl``, ``plt``, ...) on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, attribute = _LAZY[name]
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value
+    return value
+
 
 #: Default location of the style file in a checkout (``resources/sepher.mplstyle``).
 DEFAULT_STYLE = Path(__file__).resolve().parents[3] / "resources" / "sepher.mplstyle"
@@ -326,6 +353,9 @@ def house_style(style_path: str | Path | None = None) -> Iterator[None]:
     path = Path(style_path) if style_path is not None else DEFAULT_STYLE
     if not path.is_file():
         raise FileNotFoundError(f"house style file not found: {path}")
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+
     with mpl.rc_context(), plt.style.context(str(path)):
         yield
 
@@ -337,6 +367,8 @@ def manual_figure(width_mm: float, height_mm: float) -> plt.Figure:
     do-nothing placeholder engine, which survives ``savefig`` (an engine of
     ``None`` would be restored as constrained layout from the rc settings).
     """
+    import matplotlib.pyplot as plt
+
     fig = plt.figure(figsize=(mm(width_mm), mm(height_mm)), layout="constrained")
     fig.set_layout_engine("none")
     return fig
@@ -393,6 +425,8 @@ def text_width_px(text: str, renderer, fontsize: float, fontweight="normal") -> 
     """Rendered width of a (one-line) string, in display pixels of ``renderer``."""
     if not text:
         return 0.0
+    from matplotlib.font_manager import FontProperties
+
     prop = FontProperties(size=fontsize, weight=fontweight)
     width, _, _ = renderer.get_text_width_height_descent(text, prop, ismath=False)
     return float(width)
@@ -506,6 +540,8 @@ def stamp_simulated(fig: plt.Figure, text: str = SIMULATED_TEXT) -> plt.Text:
     _, inset = stamp_box_pt()
     # anchor the text so that the box (text + pad + edge) ends `inset` pt inside the corner
     shift = pad_pt + _STAMP_EDGE_PT + inset
+    from matplotlib.transforms import offset_copy
+
     anchor = offset_copy(fig.transFigure, fig=fig, x=-shift, y=-shift, units="points")
     stamp = fig.text(
         1.0,

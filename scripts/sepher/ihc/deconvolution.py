@@ -220,12 +220,18 @@ def tissue_from_od_sum(
     od_threshold: float = 0.2,
     smoothing_sigma_um: float = 2.0,
     min_area_um2: float = 200.0,
+    smoothed: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`tissue_mask` from the summed RGB OD (float32, shape (H, W))."""
-    od_sum = ndi.gaussian_filter(
-        np.asarray(od_sum, dtype=np.float32), smoothing_sigma_um / pixel_size_um
-    )
-    mask = od_sum > od_threshold
+    """:func:`tissue_mask` from the summed RGB OD (float32, shape (H, W)).
+
+    ``smoothed``, when given, is ``ndi.gaussian_filter(od_sum, smoothing_sigma_um /
+    pixel_size_um)`` already computed (float32); ``od_sum`` is then not read.
+    """
+    if smoothed is None:
+        smoothed = ndi.gaussian_filter(
+            np.asarray(od_sum, dtype=np.float32), smoothing_sigma_um / pixel_size_um
+        )
+    mask = smoothed > od_threshold
     min_px = int(round(min_area_um2 / pixel_size_um**2))
     if min_px > 1:
         mask = _remove_small(mask, min_px)
@@ -234,12 +240,20 @@ def tissue_from_od_sum(
 
 
 def _remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
-    labels, n = ndi.label(mask)
+    """``mask`` without its 4-connected components smaller than ``min_px`` pixels.
+
+    Labels written as ``intp`` (what ``np.bincount`` and the lookup index
+    with, so neither converts a copy of the label image first); with no
+    small component the mask comes back as a copy, untouched.
+    """
+    labels = np.empty(mask.shape, dtype=np.intp)
+    n = ndi.label(mask, output=labels)
     if n == 0:
         return mask
-    sizes = np.bincount(labels.ravel())
-    keep = sizes >= min_px
+    keep = np.bincount(labels.ravel(), minlength=n + 1) >= min_px
     keep[0] = False
+    if keep[1:].all():
+        return np.array(mask, dtype=bool, copy=True)
     return keep[labels]
 
 
@@ -453,9 +467,7 @@ def estimate_background(
         # every s-th block row / column when the image is large: deterministic
         step = max(1, int(np.ceil(np.sqrt(rows * cols * k * k / max_pixels))))
         image = rgb[: rows * k, : cols * k, :3].reshape(rows, k, cols, k, 3)[::step, :, ::step]
-        image = image.astype(np.float32)
-        colour = image.mean(axis=(1, 3))  # (blocks_y, blocks_x, 3)
-        brightness = image.mean(axis=-1)
+        colour, brightness = _block_colour_brightness(image)
         block_sd = brightness.std(axis=(1, 3))
         level = colour.mean(axis=-1)
         high = colour.max(axis=-1)
@@ -487,6 +499,34 @@ def estimate_background(
     if return_details:
         return i0, details
     return i0
+
+
+def _block_colour_brightness(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Block mean colour and pixel brightness of :func:`estimate_background`.
+
+    ``image`` is the (blocks_y, k, blocks_x, k, 3) block view. The values
+    are those of ``image.astype(np.float32).mean(axis=(1, 3))`` and
+    ``.mean(axis=-1)``, bit for bit, several times faster: for 8-bit levels
+    the sums are integers (exact in any order: a 16 x 16 block sums to at
+    most 65280 < 2**24) and a float32 mean is the sum divided by the count.
+    Other dtypes take numpy's route.
+    """
+    if image.dtype != np.uint8 or image.shape[1] * image.shape[3] > 2**16:
+        image = image.astype(np.float32)
+        return image.mean(axis=(1, 3)), image.mean(axis=-1)
+    k_y, k_x = image.shape[1], image.shape[3]
+    # sum the k_x columns of each block, then its k_y rows (strided slices: contiguous reads)
+    across = image[:, :, :, 0, :].astype(np.int32)
+    for j in range(1, k_x):
+        across += image[:, :, :, j, :]
+    total = across[:, 0].copy()
+    for i in range(1, k_y):
+        total += across[:, i]
+    colour = total.astype(np.float32) / np.float32(k_y * k_x)
+    levels = image[..., 0].astype(np.int16)
+    levels += image[..., 1]
+    levels += image[..., 2]
+    return colour, levels.astype(np.float32) / np.float32(3)
 
 
 def stain_vectors_plausible(hematoxylin, dab, *, min_angle_deg: float = 15.0) -> tuple[bool, str]:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from sepher.errors import InputError
 
-__all__ = ["read_ihc_rgb", "write_label_tiff", "write_rgb_png"]
+__all__ = ["FAST_PNG_LEVEL", "read_ihc_rgb", "write_label_tiff", "write_rgb_png"]
 
 
 def read_ihc_rgb(path) -> np.ndarray:
@@ -109,8 +109,26 @@ def write_label_tiff(labels: np.ndarray, path, pixel_size_um: float | None = Non
     )
 
 
-def write_rgb_png(rgb: np.ndarray, path) -> None:
-    """Write an 8-bit RGB image as PNG (no timestamp chunk: deterministic)."""
+#: zlib level of the stage's overlay PNGs (:func:`sepher.ihc.stage.write_tile_outputs`):
+#: level 1 writes a 2 MP overlay ~5x faster than PIL's default 6, for a file ~12 %
+#: larger; PNG is lossless at every level, so the pixels are the same.
+FAST_PNG_LEVEL = 1
+
+
+def write_rgb_png(rgb: np.ndarray, path, *, compress_level: int = 6) -> None:
+    """Write an 8-bit RGB image as PNG (no timestamp chunk: deterministic).
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (H, W, 3)
+    path : str or Path
+        Output file; parent folders are created.
+    compress_level : int, default 6
+        zlib level 0-9 (6: PIL's default). Lossless at every level: only the
+        file size and the time to write it change (:data:`FAST_PNG_LEVEL`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(path, format="PNG", optimize=False)
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(
+        path, format="PNG", optimize=False, compress_level=int(compress_level)
+    )

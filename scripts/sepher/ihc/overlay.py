@@ -86,6 +86,13 @@ def outline_pixels(cell_labels: np.ndarray, width: int = 1) -> np.ndarray:
 
 
 def _rgb255(colour) -> np.ndarray:
+    """0-255 RGB of a matplotlib colour; ``#RRGGBB`` parsed without importing matplotlib."""
+    if isinstance(colour, str) and len(colour) == 7 and colour[0] == "#":
+        try:
+            # = round(255 * to_rgb(colour)): to_rgb gives int(hex) / 255 per channel
+            return np.array([int(colour[k : k + 2], 16) for k in (1, 3, 5)], dtype=np.float64)
+        except ValueError:
+            pass
     from matplotlib.colors import to_rgb
 
     return np.round(255.0 * np.asarray(to_rgb(colour))).astype(np.float64)

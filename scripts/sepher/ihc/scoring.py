@@ -81,6 +81,20 @@ __all__ = [
 #: :func:`score_image`: 1024 keeps a window's arrays within a few MB.
 TILE_PX = 1024
 
+#: Images of at most this many pixels keep whole-image planes (OD, stains and
+#: their Gaussian smoothings, :class:`_SharedPlanes`) that the windows of
+#: :func:`score_image` cut their own from; larger ones compute them per window
+#: (the same numbers, in less memory).
+SHARED_MAX_PX = 16_000_000
+
+#: Gaussian sigma (um) of the tissue mask
+#: (:func:`~sepher.ihc.deconvolution.tissue_from_od_sum` default).
+TISSUE_SMOOTHING_UM = 2.0
+
+#: Gaussian sigma (um) of the DAB surface the cells' watershed floods
+#: (:func:`~sepher.ihc.segment_cells` default).
+CELL_SMOOTHING_UM = 0.5
+
 #: Least area (um^2) of the nucleus part away from the cell edge that serves
 #: as a cell's interior DAB reference; smaller, and the image's median over
 #: tumour cells stands in.
@@ -579,18 +593,33 @@ def score_image(
         background_source = "fixed (background: fixed)"
     matrix = stain_matrix(p.hematoxylin, p.dab)
     stain_source = "fixed"
+    shared = None
+    if rgb.shape[0] * rgb.shape[1] <= SHARED_MAX_PX:
+        shared = _SharedPlanes(rgb, i0, pixel_size_um, p)
     if p.estimate_stains:
-        planes = od_planes(rgb, i0)
-        tissue = tissue_from_od_sum(
-            planes[0] + planes[1] + planes[2], pixel_size_um, od_threshold=p.tissue_od_threshold
-        )
+        if shared is not None:
+            planes, tissue = shared.planes, shared.tissue()
+        else:
+            planes = od_planes(rgb, i0)
+            tissue = tissue_from_od_sum(
+                planes[0] + planes[1] + planes[2],
+                pixel_size_um,
+                od_threshold=p.tissue_od_threshold,
+            )
+        # the tissue pixels as (n, 3), in raster order: what the function would take
+        # from the stacked planes with mask=tissue, without stacking the whole image
         matrix, stain_source = estimate_stain_vectors(
-            np.stack(planes, axis=-1), mask=tissue, default_matrix=matrix, return_status=True
+            np.stack([plane[tissue] for plane in planes], axis=-1),
+            default_matrix=matrix,
+            return_status=True,
         )
         del planes, tissue
+    if shared is not None:
+        shared.unmix(matrix)
     nuclei, cells, band, table, tissue_px, epithelium_px = _score_tiled(
-        rgb, pixel_size_um, p, matrix, int(tile_px), i0
+        rgb, pixel_size_um, p, matrix, int(tile_px), i0, shared=shared
     )
+    del shared
     reference_fallback = _add_excess(
         table, weak=p.weak, min_reference_area_um2=MIN_REFERENCE_AREA_UM2
     )
@@ -683,19 +712,45 @@ def _tile_windows(
     return windows
 
 
-def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: np.ndarray, i0=None):
+def _score_window(
+    rgb: np.ndarray,
+    pixel_size_um: float,
+    p: IHCParams,
+    matrix: np.ndarray,
+    i0=None,
+    *,
+    shared: _SharedPlanes | None = None,
+    window: tuple[slice, slice] | None = None,
+):
     """The per-image chain on one window (or a whole small image).
+
+    With ``shared`` (the whole image's planes, :class:`_SharedPlanes`) and
+    ``window`` (its slices in the image), ``rgb`` is not read: the window's
+    planes and Gaussian-smoothed planes are cut from the shared ones, with
+    the same values as computed on the window alone.
 
     Returns nuclei, cells and band labels, the per-cell table (with
     ``tumour`` and the hidden columns of :func:`_measure`), each label's
     nucleus centroid (px) and the tissue and epithelium masks.
     """
-    i0 = p.background_intensity if i0 is None else i0
-    planes = od_planes(rgb, i0)
-    od_sum = planes[0] + planes[1] + planes[2]
-    tissue = tissue_from_od_sum(od_sum, pixel_size_um, od_threshold=p.tissue_od_threshold)
-    hematoxylin, dab = unmix_planes(*planes, matrix)
-    del planes
+    smoothed = {}
+    if shared is None:
+        i0 = p.background_intensity if i0 is None else i0
+        planes = od_planes(rgb, i0)
+        od_sum = planes[0] + planes[1] + planes[2]
+        tissue = tissue_from_od_sum(od_sum, pixel_size_um, od_threshold=p.tissue_od_threshold)
+        hematoxylin, dab = unmix_planes(*planes, matrix)
+        del planes
+    else:
+        od_sum = shared.crop("od_sum", window)
+        hematoxylin = shared.crop("hematoxylin", window)
+        dab = shared.crop("dab", window)
+        tissue = shared.tissue(window)
+        smoothed = {
+            "nuclei": shared.smooth("hematoxylin_clipped", p.nucleus_smoothing_um, window),
+            "cells": shared.smooth("dab", CELL_SMOOTHING_UM, window),
+            "grow": shared.smooth("od_sum", 1.0, window) if p.cell_min_od > 0 else None,
+        }
     nuclei = segment_nuclei(
         hematoxylin,
         pixel_size_um,
@@ -707,6 +762,7 @@ def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: n
         split_h_od=p.nucleus_split_h_od,
         min_area_um2=p.nucleus_min_area_um2,
         max_area_um2=p.nucleus_max_area_um2,
+        smoothed=smoothed.get("nuclei"),
     )
     if p.exclude_stroma:
         # the counterstain's OD (hematoxylin + residual): no DAB, so HER2 0 tumour counts
@@ -729,7 +785,10 @@ def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: n
         epithelium = tissue
     cell_mask = tissue
     if p.cell_min_od > 0:
-        grow = ndi.gaussian_filter(od_sum, 1.0 / pixel_size_um) >= p.cell_min_od
+        grow = smoothed.get("grow")
+        if grow is None:
+            grow = ndi.gaussian_filter(od_sum, 1.0 / pixel_size_um)
+        grow = grow >= p.cell_min_od
         if p.exclude_stroma:
             grow |= epithelium
         cell_mask = tissue & grow
@@ -739,7 +798,9 @@ def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: n
         dab=dab,
         method=p.cell_method,
         expansion_um=p.cell_expansion_um,
+        smoothing_sigma_um=CELL_SMOOTHING_UM,
         mask=cell_mask,
+        surface=smoothed.get("cells"),
     )
     band, edge_zone = membrane_band(
         cells, nuclei, pixel_size_um, p.membrane_width_um, return_edge_zone=True
@@ -769,7 +830,14 @@ def _score_window(rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix: n
 
 
 def _score_tiled(
-    rgb: np.ndarray, pixel_size_um: float, p: IHCParams, matrix, tile_px: int, i0=None
+    rgb: np.ndarray,
+    pixel_size_um: float,
+    p: IHCParams,
+    matrix,
+    tile_px: int,
+    i0=None,
+    *,
+    shared: _SharedPlanes | None = None,
 ):
     """:func:`_score_window` over the windows of :func:`_tile_windows`, stitched.
 
@@ -778,7 +846,9 @@ def _score_tiled(
     nucleus centroid lies in its core. A kept nucleus that overlaps one
     placed by an earlier window is a second detection of it (segmented
     slightly differently near a core edge) and is dropped; cell and band
-    pixels already taken stay with the earlier cell.
+    pixels already taken stay with the earlier cell. ``shared``
+    (:class:`_SharedPlanes`) saves recomputing per window what the windows
+    share, with the same results.
     """
     shape = rgb.shape[:2]
     grid = nuclei_block_grid(pixel_size_um, p.nucleus_smoothing_um, p.nucleus_background_sigma_um)
@@ -786,7 +856,7 @@ def _score_tiled(
     windows = _tile_windows(shape, tile_px, halo_px, grid)
     if len(windows) == 1:
         nuclei, cells, band, table, _, _, tissue, epithelium = _score_window(
-            rgb, pixel_size_um, p, matrix, i0
+            rgb, pixel_size_um, p, matrix, i0, shared=shared, window=windows[0][2:]
         )
         return nuclei, cells, band, table, int(tissue.sum()), int(epithelium.sum())
     nuclei = np.zeros(shape, dtype=np.int32)
@@ -798,7 +868,7 @@ def _score_tiled(
     for core_y, core_x, win_y, win_x in windows:
         win = (win_y, win_x)
         w_nuclei, w_cells, w_band, w_table, nucleus_y, nucleus_x, w_tissue, w_epi = _score_window(
-            rgb[win], pixel_size_um, p, matrix, i0
+            rgb[win], pixel_size_um, p, matrix, i0, shared=shared, window=win
         )
         core = (
             slice(core_y.start - win_y.start, core_y.stop - win_y.start),
@@ -819,13 +889,16 @@ def _score_tiled(
         new_id = np.zeros(len(keep), dtype=np.int32)
         new_id[kept] = np.arange(next_id, next_id + len(kept), dtype=np.int32)
         next_id += len(kept)
+        # write the kept labels in place (np.copyto: one pass, no boolean gathers)
         mapped = new_id[w_nuclei]
-        placed[mapped > 0] = mapped[mapped > 0]
+        np.copyto(placed, mapped, where=mapped > 0)
         mapped = new_id[w_cells]
-        free = (mapped > 0) & (cells[win] == 0)
-        cells[win][free] = mapped[free]
-        mapped = np.where(free, new_id[w_band], 0)
-        band[win][mapped > 0] = mapped[mapped > 0]
+        target = cells[win]
+        free = (mapped > 0) & (target == 0)
+        np.copyto(target, mapped, where=free)
+        mapped = new_id[w_band]
+        free &= mapped > 0
+        np.copyto(band[win], mapped, where=free)
         rows = w_table[keep[w_table["cell_id"].to_numpy()]].copy()
         rows["cell_id"] = new_id[rows["cell_id"].to_numpy()]
         rows["y_um"] += win_y.start * pixel_size_um
@@ -848,3 +921,131 @@ def _score_tiled(
         )[0]
         table["tumour"] = np.zeros(0, dtype=bool)
     return nuclei, cells, band, table, tissue_px, epithelium_px
+
+
+def _gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
+    """Kernel half-width of ``scipy.ndimage.gaussian_filter1d`` (its own formula)."""
+    return int(truncate * float(sigma) + 0.5)
+
+
+def _gaussian_in_window(
+    source: np.ndarray, smoothed: np.ndarray, sigma: float, window: tuple[slice, slice]
+) -> np.ndarray:
+    """``ndi.gaussian_filter(source[window], sigma)`` from the whole image's smoothing.
+
+    ``smoothed`` is ``ndi.gaussian_filter(source, sigma)`` (mode ``reflect``).
+    Away from the window's inner edges (those not on the image border) the
+    window's filter sees the same pixels as the whole image's, summed in the
+    same order, so its values are the same floats: they are copied. Within a
+    kernel radius of an inner edge the window's filter reflects at that edge;
+    those strips are filtered again, each from a slab two radii deep cut at
+    the edge (the first pass along rows and the second along columns see,
+    within one radius of the edge, the same pixels as on the whole window).
+    The result equals filtering the window alone, bit for bit, at a fraction
+    of the cost when windows overlap (written by hand: scipy filters whole
+    arrays only).
+
+    Parameters
+    ----------
+    source : ndarray, 2-D
+        The whole image's plane.
+    smoothed : ndarray, 2-D
+        ``ndi.gaussian_filter(source, sigma)``.
+    sigma : float
+        Gaussian sigma (px), the same for both axes; ``truncate`` 4.
+    window : tuple of slice
+        Row and column slices (step 1) of the window.
+
+    Returns
+    -------
+    ndarray, the window's shape, ``smoothed``'s dtype
+    """
+    rows, cols = window
+    height, width = source.shape
+    y0, y1, _ = rows.indices(height)
+    x0, x1, _ = cols.indices(width)
+    out = smoothed[y0:y1, x0:x1].copy()
+    h, w = out.shape
+    r = _gaussian_radius(sigma)
+    if r == 0 or h == 0 or w == 0:
+        return out
+    part = source[y0:y1, x0:x1]
+    depth, keep_h, keep_w = 2 * r, min(r, h), min(r, w)
+    if y0 > 0:
+        out[:keep_h] = ndi.gaussian_filter(part[: min(depth, h)], sigma)[:keep_h]
+    if y1 < height:
+        slab = part[max(0, h - depth) :]
+        out[h - keep_h :] = ndi.gaussian_filter(slab, sigma)[slab.shape[0] - keep_h :]
+    if x0 > 0:
+        out[:, :keep_w] = ndi.gaussian_filter(part[:, : min(depth, w)], sigma)[:, :keep_w]
+    if x1 < width:
+        slab = part[:, max(0, w - depth) :]
+        out[:, w - keep_w :] = ndi.gaussian_filter(slab, sigma)[:, slab.shape[1] - keep_w :]
+    return out
+
+
+class _SharedPlanes:
+    """Whole-image planes that the windows of :func:`score_image` cut theirs from.
+
+    The OD planes (also those of the stain estimation), their sum, the
+    unmixed stains and, on first use, each Gaussian smoothing a window
+    needs, computed once over the image; a window's own is
+    :func:`_gaussian_in_window` of it (the same floats as computed on the
+    window alone). The tissue mask of the whole image (the stain
+    estimation's) is a window's own when the window is the whole image.
+    """
+
+    def __init__(self, rgb: np.ndarray, i0, pixel_size_um: float, p: IHCParams):
+        self.shape = rgb.shape[:2]
+        self.pixel_size_um = float(pixel_size_um)
+        self.p = p
+        self.planes = od_planes(rgb, i0)
+        self.arrays = {"od_sum": self.planes[0] + self.planes[1] + self.planes[2]}
+        self.smoothed: dict[tuple[str, float], np.ndarray] = {}
+        self._tissue = None
+
+    def unmix(self, matrix: np.ndarray) -> None:
+        """The stains with the image's stain matrix; the RGB planes are then dropped."""
+        hematoxylin, dab = unmix_planes(*self.planes, matrix)
+        self.arrays.update(hematoxylin=hematoxylin, dab=dab)
+        self.planes = None
+
+    def _array(self, name: str) -> np.ndarray:
+        if name == "hematoxylin_clipped" and name not in self.arrays:
+            self.arrays[name] = np.clip(self.arrays["hematoxylin"], 0, None)
+        return self.arrays[name]
+
+    def _whole(self, window) -> bool:
+        rows, cols = window
+        return rows.indices(self.shape[0])[:2] == (0, self.shape[0]) and cols.indices(
+            self.shape[1]
+        )[:2] == (0, self.shape[1])
+
+    def crop(self, name: str, window) -> np.ndarray:
+        """The window of a whole-image plane (a view)."""
+        return self._array(name)[window]
+
+    def smooth(self, name: str, sigma_um: float, window=None) -> np.ndarray:
+        """``ndi.gaussian_filter(plane[window], sigma_um / pixel size)``, shared work."""
+        sigma = float(sigma_um) / self.pixel_size_um
+        key = (name, sigma)
+        if key not in self.smoothed:
+            self.smoothed[key] = ndi.gaussian_filter(self._array(name), sigma)
+        if window is None or self._whole(window):
+            return self.smoothed[key]
+        return _gaussian_in_window(self._array(name), self.smoothed[key], sigma, window)
+
+    def tissue(self, window=None) -> np.ndarray:
+        """:func:`~sepher.ihc.deconvolution.tissue_from_od_sum` of the window (default sigma)."""
+        whole = window is None or self._whole(window)
+        if whole and self._tissue is not None:
+            return self._tissue
+        mask = tissue_from_od_sum(
+            None,
+            self.pixel_size_um,
+            od_threshold=self.p.tissue_od_threshold,
+            smoothed=self.smooth("od_sum", TISSUE_SMOOTHING_UM, window),
+        )
+        if whole:
+            self._tissue = mask
+        return mask

@@ -133,6 +133,7 @@ def segment_nuclei(
     split_h_od: float = 0.03,
     min_area_um2: float = 16.0,
     max_area_um2: float = 400.0,
+    smoothed: np.ndarray | None = None,
 ) -> np.ndarray:
     """Segment nuclei in the hematoxylin OD channel.
 
@@ -169,6 +170,10 @@ def segment_nuclei(
         Nucleus area limits (um^2): QuPath's maximum; a minimum above
         QuPath's 10 um^2 drops chromatin fragments (carcinoma nuclei are
         ~30-150 um^2).
+    smoothed : ndarray of float32, optional
+        ``ndi.gaussian_filter(np.clip(hematoxylin, 0, None), smoothing_sigma_um /
+        pixel_size_um)`` when already computed (e.g. for a whole image
+        scored in windows); computed here otherwise.
 
     Returns
     -------
@@ -176,7 +181,10 @@ def segment_nuclei(
         Nuclei labels 1..n (0 = none).
     """
     image = np.clip(np.asarray(hematoxylin, dtype=np.float32), 0, None)
-    smooth = ndi.gaussian_filter(image, smoothing_sigma_um / pixel_size_um)
+    if smoothed is None:
+        smooth = ndi.gaussian_filter(image, smoothing_sigma_um / pixel_size_um)
+    else:
+        smooth = np.asarray(smoothed, dtype=np.float32)
     factor = _background_factor(pixel_size_um, background_sigma_um)
     local = ndi.gaussian_filter(
         _block_mean(image, factor), background_sigma_um / pixel_size_um / factor
@@ -345,6 +353,7 @@ def segment_cells(
     expansion_um: float = 5.0,
     smoothing_sigma_um: float = 0.5,
     mask: np.ndarray | None = None,
+    surface: np.ndarray | None = None,
 ) -> np.ndarray:
     """Grow each nucleus into its cell; cell ``k`` contains nucleus ``k``.
 
@@ -367,6 +376,9 @@ def segment_cells(
         Gaussian sigma (um) of the DAB for ``"watershed"``.
     mask : ndarray of bool, optional
         Pixels cells may cover (e.g. the tissue mask); nuclei always stay.
+    surface : ndarray of float32, optional
+        For ``"watershed"``: ``ndi.gaussian_filter(dab, smoothing_sigma_um /
+        pixel_size_um)`` when already computed; ``dab`` is then not read.
 
     Returns
     -------
@@ -380,7 +392,7 @@ def segment_cells(
         distance, indices = ndi.distance_transform_edt(nuclei == 0, return_indices=True)
         reach = distance * pixel_size_um <= expansion_um
     else:
-        if dab is None:
+        if dab is None and surface is None:
             raise ValueError("method='watershed' needs the DAB channel")
         reach = _within_distance(nuclei > 0, pixel_size_um, expansion_um)
     if mask is not None:
@@ -389,9 +401,10 @@ def segment_cells(
         cells = nuclei[indices[0], indices[1]]
         cells[~reach] = 0
         return cells
-    surface = ndi.gaussian_filter(
-        np.asarray(dab, dtype=np.float32), smoothing_sigma_um / pixel_size_um
-    )
+    if surface is None:
+        surface = ndi.gaussian_filter(
+            np.asarray(dab, dtype=np.float32), smoothing_sigma_um / pixel_size_um
+        )
     # Flood only from the nuclei's rims: an interior nucleus pixel (all four
     # neighbours in its own nucleus) would be queued and popped without ever
     # labelling anything, so leaving it out gives the same cells, faster.
