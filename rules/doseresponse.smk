@@ -20,6 +20,7 @@ include: "doseresponse_common.smk"
 
 wildcard_constraints:
     shard=r"dr[0-9]+",
+    part=r"p[0-9]+",
 
 
 if PLATES_FORMAT != "long":
@@ -103,20 +104,22 @@ rule doseresponse_normalise:
         "../scripts/doseresponse_normalise.py"
 
 
+#: the fit rule's tables (per part, then per shard)
+DR_FIT_TABLES = ("fits", "by_replicate", "residuals", "curves")
+
+
 rule doseresponse_fit:
-    """One fit per curve (line x condition x drug), replicates pooled and per replicate."""
+    """One fit per curve (line x condition x drug), replicates pooled and per replicate:
+    the curves of one part of a shard (doseresponse.curves_per_job curves per part)."""
     input:
         viability=rules.doseresponse_normalise.output.viability,
         lib=library_of("doseresponse_fit.py"),
     output:
-        fits=dr_shard_file(DR_TABLES["fits"]),
-        by_replicate=dr_shard_file(DR_TABLES["by_replicate"]),
-        residuals=dr_shard_file(DR_TABLES["residuals"]),
-        curves=dr_shard_file(DR_TABLES["curves"]),
+        **{key: dr_part_file(DR_TABLES[key]) for key in DR_FIT_TABLES},
     log:
-        "results/logs/doseresponse/fit_{shard}.log",
+        "results/logs/doseresponse/fit_{shard}_{part}.log",
     benchmark:
-        "results/benchmarks/doseresponse/fit_{shard}.tsv"
+        "results/benchmarks/doseresponse/fit_{shard}_{part}.tsv"
     conda:
         CONDA_ENV
     resources:
@@ -131,8 +134,30 @@ rule doseresponse_fit:
         ed_levels=DOSERESPONSE["ed_levels"],
         conf_level=DOSERESPONSE["conf_level"],
         fit_replicates=DOSERESPONSE["fit_replicates"],
+        part=lambda wildcards: doseresponse_parts(wildcards.shard).index(wildcards.part),
+        n_parts=lambda wildcards: len(doseresponse_parts(wildcards.shard)),
     script:
         "../scripts/doseresponse_fit.py"
+
+
+rule doseresponse_fit_join:
+    """The fit parts' tables of a shard concatenated in part order (the shard's tables)."""
+    input:
+        **{key: dr_part_files(DR_TABLES[key]) for key in DR_FIT_TABLES},
+        lib=library_of("doseresponse_fit_join.py"),
+    output:
+        **{key: dr_shard_file(DR_TABLES[key]) for key in DR_FIT_TABLES},
+    log:
+        "results/logs/doseresponse/fit_join_{shard}.log",
+    benchmark:
+        "results/benchmarks/doseresponse/fit_join_{shard}.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=500,
+        runtime=10,
+    script:
+        "../scripts/doseresponse_fit_join.py"
 
 
 rule doseresponse_compare:
@@ -140,8 +165,8 @@ rule doseresponse_compare:
     mixed model on log ED); drc's well-level EDcomp and shared-ED50 F test as technical_*.
     """
     input:
-        by_replicate=rules.doseresponse_fit.output.by_replicate,
-        residuals=rules.doseresponse_fit.output.residuals,
+        by_replicate=rules.doseresponse_fit_join.output.by_replicate,
+        residuals=rules.doseresponse_fit_join.output.residuals,
         lib=library_of("doseresponse_compare.py"),
     output:
         comparisons=dr_shard_file(DR_TABLES["comparisons"]),

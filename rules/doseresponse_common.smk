@@ -61,14 +61,8 @@ if configured("plates") and workflow.is_main_process:
 _DR_SHARDS = []
 
 
-def doseresponse_shards():
-    """Shard id -> cell lines: whole lines, about plates_per_job plates per shard.
-
-    Read from the plates table (two columns) once per process and remembered
-    per (file content, plates_per_job) under .snakemake/, so SLURM jobs and
-    reruns do not read the table again. Shards are dr0001, dr0002, ... in
-    cell-line order.
-    """
+def _doseresponse_layout():
+    """Shards (id -> cell lines) and fit parts (id -> part ids), cached (see below)."""
     if _DR_SHARDS:
         return _DR_SHARDS[0]
     import hashlib
@@ -77,25 +71,31 @@ def doseresponse_shards():
     import pandas as pd
 
     size = int(DOSERESPONSE["plates_per_job"])
+    per_job = int(DOSERESPONSE["curves_per_job"])
     key = hashlib.sha256(
-        f"{inputs_digest('plates')}:{PLATES_FORMAT}:{size}".encode()
+        f"{inputs_digest('plates')}:{PLATES_FORMAT}:{size}:{per_job}".encode()
     ).hexdigest()
     cache = Path(".snakemake", "sepher-validated", f"plates-shards-{key}.json")
     if cache.exists():
-        shards = json.loads(cache.read_text())
+        layout = json.loads(cache.read_text())
     else:
+        columns = ["plate_id", "cell_line", "condition", "drug", "role"]
         if PLATES_FORMAT == "long":
-            pairs = pd.read_csv(
-                config["plates"], usecols=["plate_id", "cell_line"], dtype=str
-            )
+            table = pd.read_csv(config["plates"], usecols=columns, dtype=str)
         else:
             from sepher.io.plate_formats import import_plates
 
-            pairs = import_plates(
+            table = import_plates(
                 config["plates"], PLATES_FORMAT, plate_map=config.get("plate_map")
-            )[["plate_id", "cell_line"]]
-        pairs = pairs.drop_duplicates()
+            )[columns].astype(str)
+        pairs = table[["plate_id", "cell_line"]].drop_duplicates()
         plates_per_line = pairs.groupby("cell_line", sort=True)["plate_id"].nunique()
+        curves_per_line = (
+            table.loc[table["role"] == "treated", ["cell_line", "condition", "drug"]]
+            .drop_duplicates()
+            .groupby("cell_line", sort=True)
+            .size()
+        )
         shards, current, n_plates = {}, [], 0
         for line, n in plates_per_line.items():
             if current and n_plates + n > size:
@@ -105,10 +105,40 @@ def doseresponse_shards():
             n_plates += n
         if current:
             shards[f"dr{len(shards) + 1:04d}"] = current
+        parts = {}
+        for shard, lines in shards.items():
+            n_curves = int(curves_per_line.reindex(lines, fill_value=0).sum())
+            n_parts = max(1, -(-n_curves // per_job))
+            parts[shard] = [f"p{k + 1:04d}" for k in range(n_parts)]
+        layout = {"shards": shards, "parts": parts}
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(shards))
-    _DR_SHARDS.append(shards)
-    return shards
+        cache.write_text(json.dumps(layout))
+    _DR_SHARDS.append(layout)
+    return layout
+
+
+def doseresponse_shards():
+    """Shard id -> cell lines: whole lines, about plates_per_job plates per shard.
+
+    Read from the plates table (a few columns) once per process and
+    remembered per (file content, plates_per_job, curves_per_job) under
+    .snakemake/, so SLURM jobs and reruns do not read the table again. Shards
+    are dr0001, dr0002, ... in cell-line order.
+    """
+    return _doseresponse_layout()["shards"]
+
+
+def doseresponse_parts(shard):
+    """Fit parts of a shard: p0001, p0002, ..., one per curves_per_job curves.
+
+    A shard's curves (cell line x condition x drug, in the fits table's
+    order) are fitted in that many jobs, contiguous runs of about equal
+    length (:func:`sepher.doseresponse.stage.curve_part`), and their tables
+    concatenated in part order: the shard's tables (byte for byte when the
+    curves share one dose series; see curve_part), so a one-line screen uses
+    every core.
+    """
+    return _doseresponse_layout()["parts"][shard]
 
 
 #: File names of each shard's files (results/doseresponse/shards/<shard>/<name>):
@@ -128,6 +158,22 @@ DR_TABLES = {
 def dr_shard_file(name):
     """The file `name` of shard ``{shard}`` (a wildcard pattern)."""
     return f"results/doseresponse/shards/{{shard}}/{name}"
+
+
+def dr_part_file(name):
+    """The file `name` of fit part ``{part}`` of shard ``{shard}`` (a wildcard pattern)."""
+    return f"results/doseresponse/shards/{{shard}}/parts/{{part}}/{name}"
+
+
+def dr_part_files(name):
+    """Input function: one file `name` per fit part of the job's shard, in part order."""
+
+    def files(wildcards):
+        return expand(
+            dr_part_file(name), shard=wildcards.shard, part=doseresponse_parts(wildcards.shard)
+        )
+
+    return files
 
 
 def dr_shard_files(name):

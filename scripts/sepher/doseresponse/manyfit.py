@@ -60,6 +60,8 @@ equal to about 1e-8 relative (tests/test_doseresponse_units.py).
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -746,6 +748,12 @@ def fit_many(
 ) -> ManyFits:
     """Fit one dose-response model to many curves, as ``fit_curve`` on each.
 
+    The last few batch fits without extra starts are remembered: the same
+    call again (the same bytes of data, used mask and arguments; e.g. the fit
+    rule's per-replicate fits of curves with one replicate and no outliers,
+    the same problem as the pooled fits) returns a copy of the stored result,
+    which is what the deterministic fit would compute again.
+
     Parameters
     ----------
     dose, response : array_like, shape (C, M)
@@ -788,6 +796,46 @@ def fit_many(
     -------
     ManyFits
     """
+    key = None
+    if method == "batch" and not len(starts) and least_squares is None:
+        x = np.atleast_2d(np.asarray(dose, float))
+        y = np.atleast_2d(np.asarray(response, float))
+        given = np.ones(x.shape, bool) if used is None else np.asarray(used, bool)
+        if x.shape == y.shape == given.shape:
+            digest = hashlib.sha256()
+            for array in (x, y, given):
+                digest.update(np.ascontiguousarray(array).tobytes())
+            key = (
+                model, tuple(sorted((fixed or {}).items())), robust, n_grid_starts,
+                fit_curve_starts, fallback, max_iter, x.shape, digest.hexdigest(),
+            )  # fmt: skip
+            for k, fits, _ in _FIT_CACHE:
+                if k == key:
+                    return copy.deepcopy(fits)
+    fits = _fit_many(
+        dose, response, used, model=model, fixed=fixed, robust=robust, starts=starts,
+        least_squares=least_squares, n_grid_starts=n_grid_starts,
+        fit_curve_starts=fit_curve_starts, fallback=fallback, method=method, max_iter=max_iter,
+    )  # fmt: skip
+    if key is not None:
+        size = sum(v.nbytes for v in vars(fits).values() if isinstance(v, np.ndarray))
+        _FIT_CACHE.insert(0, (key, copy.deepcopy(fits), size))
+        while len(_FIT_CACHE) > 1 and sum(entry[2] for entry in _FIT_CACHE) > FIT_CACHE_BYTES:
+            _FIT_CACHE.pop()
+    return fits
+
+
+#: the last batch fits of this process (:func:`fit_many`): (key, fits, bytes), newest
+#: first, holding at most FIT_CACHE_BYTES of result arrays
+_FIT_CACHE: list = []
+FIT_CACHE_BYTES = 256e6
+
+
+def _fit_many(
+    dose, response, used, *, model, fixed, robust, starts, least_squares, n_grid_starts,
+    fit_curve_starts, fallback, method, max_iter,
+) -> ManyFits:  # fmt: skip
+    """:func:`fit_many` without its memory of the last fits."""
     m = get_model(model)
     names = list(m.param_names)
     fixed = {**m.default_fixed, **(fixed or {})}
@@ -925,7 +973,7 @@ def fit_many(
             need = np.zeros(n_curves, bool)
             need[fit_rows] = (~converged & inside)[fit_rows]
             for i in np.nonzero(need)[0]:
-                single = fit_curve(x[i][ok_obs[i]], y[i][ok_obs[i]], model=m.name, fixed=fixed)
+                single = _fit_curve_cached(x[i][ok_obs[i]], y[i][ok_obs[i]], m.name, fixed)
                 theta[i] = [single.params[k] for k in names]
                 rss[i] = single.rss
                 converged[i] = single.converged
@@ -954,10 +1002,9 @@ def fit_many(
         )
         for j in np.nonzero(~converged[rows] & fallback & inside)[0]:
             i = rows[j]
-            single = fit_curve(
-                x[i][ok_obs[i]], y[i][ok_obs[i]], model=m.name, fixed=fixed, robust=robust,
-                start=theta_ls[j],
-            )  # fmt: skip
+            single = _fit_curve_cached(
+                x[i][ok_obs[i]], y[i][ok_obs[i]], m.name, fixed, robust=robust, start=theta_ls[j]
+            )
             theta[i] = [single.params[k] for k in names]
             rss[i] = single.rss
             converged[i] = single.converged
@@ -1064,6 +1111,39 @@ def fit_many(
         robust=robust,
         fallback=use_fallback,
     )
+
+
+#: fallback fits already made in this process (:func:`_fit_curve_cached`), at most
+#: FALLBACK_CACHE_SIZE of them
+_FALLBACK_CACHE: dict = {}
+FALLBACK_CACHE_SIZE = 4096
+
+
+def _fit_curve_cached(x, y, model, fixed, robust=None, start=None) -> FitResult:
+    """``fit_curve(x, y, ...)``, reused when this process made the same call before.
+
+    The fallback refits a curve by the multi-start path, seconds per curve
+    whose optimum lies far out; the workflow's fit rule fits the same wells
+    twice (pooled, then per replicate: the same fit when a curve has one
+    replicate and the same wells). ``fit_curve`` is deterministic, so a
+    stored result (keyed by the exact bytes of the data and the arguments)
+    is the result a new call would return.
+    """
+    key = (
+        model,
+        tuple(sorted((k, float(v)) for k, v in fixed.items())),
+        robust,
+        None if start is None else np.asarray(start, float).tobytes(),
+        np.asarray(x, float).tobytes(),
+        np.asarray(y, float).tobytes(),
+    )
+    hit = _FALLBACK_CACHE.get(key)
+    if hit is None:
+        hit = fit_curve(x, y, model=model, fixed=fixed, robust=robust, start=start)
+        if len(_FALLBACK_CACHE) >= FALLBACK_CACHE_SIZE:
+            _FALLBACK_CACHE.pop(next(iter(_FALLBACK_CACHE)))
+        _FALLBACK_CACHE[key] = hit
+    return copy.deepcopy(hit)
 
 
 def dose_range(x, used) -> tuple[np.ndarray, np.ndarray]:

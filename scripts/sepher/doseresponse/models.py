@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MODELS", "Model", "get_model", "model_jacobian", "model_response"]
+__all__ = [
+    "MODELS",
+    "CurveEvaluator",
+    "Model",
+    "get_model",
+    "model_jacobian",
+    "model_response",
+]
 
 
 @dataclass(frozen=True)
@@ -150,3 +157,85 @@ def model_jacobian(model: str | Model, x, theta) -> tuple[np.ndarray, np.ndarray
     if model.name == "LL.5":
         cols.append(d_f)
     return c + span * g, np.stack(cols, axis=-1)
+
+
+class CurveEvaluator:
+    """:func:`model_response` and :func:`model_jacobian` of one curve, with less overhead.
+
+    For one dose vector and one full parameter vector at a time (the inner
+    loop of :func:`sepher.doseresponse.fit_curve`'s least-squares solver,
+    tens of thousands of calls on a curve whose optimum lies far out): the
+    log doses are computed once, and each call runs the same floating-point
+    operations on arrays of the same shapes as :func:`model_response` /
+    :func:`model_jacobian`, so the results are the same bits
+    (tests/test_doseresponse_units.py), at about a third of the cost.
+    Floating-point warnings are not silenced here: call it inside
+    ``np.errstate(all="ignore")``.
+
+    Parameters
+    ----------
+    model : str or Model
+    x : array_like, shape (n_doses,)
+        Doses (>= 0).
+    """
+
+    _ONE = np.ones(1)
+
+    def __init__(self, model: str | Model, x):
+        self.model = get_model(model)
+        x = np.asarray(x, dtype=float)
+        self.positive = x > 0
+        with np.errstate(divide="ignore"):
+            self.log_x = np.where(self.positive, np.log(np.where(self.positive, x, 1.0)), -np.inf)
+        self._ll = self.model.family == "LL"
+        self._ll5 = self.model.name == "LL.5"
+
+    def _core(self, theta, jac: bool):
+        b, c, d, e = theta[0:1], theta[1:2], theta[2:3], theta[3:4]
+        f = theta[4:5] if self._ll5 else self._ONE
+        log_ratio = self.log_x - np.log(e)
+        t = b * log_ratio
+        dg_dt = dg_df = None
+        if self._ll:
+            log1p_u = np.logaddexp(0.0, t)
+            g = np.exp(-f * log1p_u)
+            if jac:
+                dg_dt = -f * g * np.exp(t - log1p_u)
+                dg_df = -log1p_u * g
+        else:
+            u = np.exp(t)
+            g = np.exp(-u)
+            if jac:
+                dg_dt = -np.exp(t - u)
+        return b, c, d, e, g, dg_dt, dg_df, log_ratio
+
+    def response(self, theta) -> np.ndarray:
+        """Predicted response at the doses (:func:`model_response`)."""
+        theta = np.asarray(theta, dtype=float)
+        _, c, d, _, g, *_ = self._core(theta, False)
+        return c + (d - c) * g
+
+    def jacobian(self, theta, columns=None) -> np.ndarray:
+        """d response / d theta, shape (n_doses, len(columns)) (:func:`model_jacobian`).
+
+        ``columns``: parameter indices to return, in that order (default all).
+        """
+        theta = np.asarray(theta, dtype=float)
+        b, c, d, e, g, dg_dt, dg_df, log_ratio = self._core(theta, True)
+        span = d - c
+        positive = self.positive
+        n_params = len(self.model.param_names)
+        columns = range(n_params) if columns is None else columns
+        out = np.empty((positive.size, len(columns)))
+        for j, k in enumerate(columns):
+            if k == 0:
+                out[:, j] = np.where(positive, span * dg_dt * log_ratio, 0.0)
+            elif k == 1:
+                out[:, j] = 1.0 - g
+            elif k == 2:
+                out[:, j] = g
+            elif k == 3:
+                out[:, j] = np.where(positive, span * dg_dt * (-b / e), 0.0)
+            else:
+                out[:, j] = np.where(positive, span * dg_df, 0.0)
+        return out

@@ -61,6 +61,7 @@ __all__ = [
     "CURVE_KEYS",
     "COMPARISON_COLUMNS",
     "compare_conditions",
+    "curve_part",
     "fit_curves",
     "normalise_plates",
 ]
@@ -294,6 +295,69 @@ def _layout(viability: pd.DataFrame, by_replicate: bool):
         default_unit,
     )
     return obs, fits
+
+
+def curve_part(
+    viability: pd.DataFrame, part: int, n_parts: int, context: bool = False
+) -> pd.DataFrame:
+    """The wells of one of `n_parts` parts of the curves, for fitting in separate jobs.
+
+    The curves that :func:`fit_curves` would fit (cell line x condition x drug,
+    plates excluded by QC left out), in its order (sorted by those keys), are
+    cut into `n_parts` contiguous runs of nearly equal length; part `part`
+    (0-based) keeps the treated wells of its run and every other well (vehicle,
+    blank, kill, time-zero), so each of its curves has exactly the wells it has
+    in the whole table. :func:`fit_curves` on the parts, tables concatenated in
+    part order, gives the whole table's rows in the whole table's order, so
+    one cell line's curves can be fitted on several cores. With curves that
+    share one dose series (a screen) the tables are the same bytes for any
+    number of parts (tests/test_doseresponse_speed.py). Otherwise a poorly
+    identified fit can differ in its 7th-8th digit: the profile grid that
+    starts the fits takes its resolution from the widest dose range of the
+    curves fitted together (:func:`sepher.doseresponse.manyfit._log_e_grid`),
+    as with the shards by cell line; a fit with an optimum in a flat valley
+    then stops at another point of the valley (same RSS).
+
+    Parameters
+    ----------
+    viability : pandas.DataFrame
+        Output of :func:`normalise_plates`.
+    part, n_parts : int
+        ``0 <= part < n_parts``.
+    context : bool
+        Also keep the treated wells of every other curve with a treated well
+        on a plate of the part's curves. A vehicle well belongs to every curve
+        of its plate, and the fit rule leaves a vehicle well that the pooled
+        ROUT screen flags in any curve out of the per-replicate fits of all of
+        them (``exclude``): the part's per-replicate fits need the pooled fits
+        of these neighbours too (the fit rule then keeps only the part's own
+        curves in its tables).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows of `viability` (index kept), in their order; no treated well when
+        the part is empty (more parts than curves).
+    """
+    if not 0 <= part < n_parts:
+        raise ValueError(f"part {part} of {n_parts}: expected 0 <= part < n_parts")
+    keys = list(CURVE_KEYS)
+    kept = viability
+    if "plate_excluded" in viability.columns:
+        kept = viability[~_as_bool(viability["plate_excluded"])]
+    treated = kept["role"].astype(str).to_numpy() == "treated"
+    curves = kept.loc[treated, keys].drop_duplicates().sort_values(keys).reset_index(drop=True)
+    n = len(curves)
+    run = curves.iloc[part * n // n_parts : (part + 1) * n // n_parts]
+    index = pd.MultiIndex.from_frame(viability[keys])
+    mine = index.isin(pd.MultiIndex.from_frame(run)) if len(run) else np.zeros(len(index), bool)
+    is_treated = viability["role"].astype(str).to_numpy() == "treated"
+    if context and mine.any():
+        plates = viability.loc[mine & is_treated, "plate_id"].unique()
+        on_plates = is_treated & viability["plate_id"].isin(plates).to_numpy()
+        neighbours = viability.loc[on_plates, keys].drop_duplicates()
+        mine = index.isin(pd.MultiIndex.from_frame(neighbours))
+    return viability[~is_treated | mine]
 
 
 def _fit_block(x, y, excluded, *, model, candidates, outliers, outlier_q, robust_loss, fixed,
