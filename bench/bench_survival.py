@@ -8,7 +8,9 @@ process whose peak memory is measured. As a baseline, lifelines (the
 reference Python package) fits the same multivariate OS Cox model in the
 same run, and the ratio is printed. Targets (issue 2): <= 60 s, < 4 GB.
 
-Usage: python bench/bench_survival.py [--patients 1000000]
+Usage: python bench/bench_survival.py [--patients 1000000] [--json PATH]
+
+``--json PATH`` also writes the targets (the benchmark contract of bench/report.py).
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--stage-only", metavar="CSV", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write the targets as JSON here")
     args = parser.parse_args()
     if args.stage_only:
         stage(args.stage_only)
@@ -166,6 +169,67 @@ def main():
     print(
         f"multivariate OS Cox fit: sepher {ours:.2f} s, lifelines {reference:.2f} s "
         f"-> {reference / ours:.1f}x faster than lifelines"
+    )
+    if args.json:
+        write_targets(args.json, args.patients, times, ours, reference)
+
+
+def write_targets(path: Path, patients: int, times: dict, ours: float, reference: float) -> None:
+    """The targets as JSON (bench/report.py's contract)."""
+    import platform
+
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    targets = [
+        {
+            "name": f"survival stage in-process, {patients:,} patients",
+            "measured": round(times["total"], 2),
+            "unit": "s",
+            "baseline": None,
+            "baseline_name": None,
+            "ratio": None,
+            "target": "<= 60 s",
+            "met": times["total"] <= 60,
+        },
+        {
+            "name": "survival stage peak memory",
+            "measured": round(times["peak_rss_mb"]),
+            "unit": "MB",
+            "baseline": None,
+            "baseline_name": None,
+            "ratio": None,
+            "target": "< 4096 MB",
+            "met": times["peak_rss_mb"] < 4096,
+        },
+        {
+            "name": "multivariate OS Cox fit",
+            "measured": round(ours, 2),
+            "unit": "s",
+            "baseline": round(reference, 2),
+            "baseline_name": "lifelines CoxPHFitter, same data",
+            "ratio": round(ours / reference, 3),
+            "target": "<= lifelines",
+            "met": ours <= reference,
+        },
+    ]
+    path.write_text(
+        json.dumps(
+            {
+                "benchmark": "survival",
+                "command": f"PYTHONPATH=scripts .venv/bin/python bench/bench_survival.py "
+                f"--patients {patients} --json PATH",
+                "machine": f"{os.cpu_count()} cores, {model}",
+                "targets": targets,
+            },
+            indent=2,
+        )
+        + "\n"
     )
 
 

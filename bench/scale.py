@@ -139,13 +139,18 @@ def write_config(directory: Path, stage: str, input_path: Path) -> Path:
     return path
 
 
-def snakemake(directory: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
-    """Run Snakemake in `directory`; `args` start with the targets (before any option)."""
+def snakemake(
+    directory: Path, *args: str, snakefile: Path | None = None
+) -> tuple[float, subprocess.CompletedProcess]:
+    """Run Snakemake in `directory`; `args` start with the targets (before any option).
+
+    `snakefile` defaults to this project's (another checkout: a snapshot of it).
+    """
     command = [
         SNAKEMAKE,
         *args,
         "--snakefile",
-        str(PROJECT / "Snakefile"),
+        str(snakefile or PROJECT / "Snakefile"),
         "--directory",
         str(directory),
         "--configfile",
@@ -174,7 +179,9 @@ def benchmark_rows(directory: Path) -> list[dict]:
     return rows
 
 
-def run_stage(root: Path, stage: str, units: int, cores: str, timings: bool) -> dict:
+def run_stage(
+    root: Path, stage: str, units: int, cores: str, timings: bool, snakefile: Path | None = None
+) -> dict:
     directory = root / f"{stage}_{units}"
     if directory.exists():
         shutil.rmtree(directory)
@@ -189,17 +196,26 @@ def run_stage(root: Path, stage: str, units: int, cores: str, timings: bool) -> 
         # then the DAG alone (checks remembered under .snakemake/)
         for name in ("startup_s", "dag_s"):
             seconds, run = snakemake(
-                directory, *TARGETS[stage], "--cores", str(cores), "--dry-run", "--quiet", "rules"
+                directory,
+                *TARGETS[stage],
+                "--cores",
+                str(cores),
+                "--dry-run",
+                "--quiet",
+                "rules",
+                snakefile=snakefile,
             )
             if run.returncode:
                 raise SystemExit(f"dry run failed:\n{run.stderr[-3000:]}")
             result[name] = round(seconds, 1)
-    seconds, run = snakemake(directory, *TARGETS[stage], "--cores", str(cores))
+    seconds, run = snakemake(directory, *TARGETS[stage], "--cores", str(cores), snakefile=snakefile)
     if run.returncode:
         raise SystemExit(f"{stage} run failed:\n{run.stderr[-3000:]}")
     result["wall_s"] = round(seconds, 1)
     if timings:
-        noop, run = snakemake(directory, *TARGETS[stage], "--cores", str(cores))
+        noop, run = snakemake(
+            directory, *TARGETS[stage], "--cores", str(cores), snakefile=snakefile
+        )
         if run.returncode or "Nothing to be done" not in run.stdout + run.stderr:
             raise SystemExit(f"no-op rerun did something:\n{run.stderr[-3000:]}")
         result["noop_s"] = round(noop, 1)

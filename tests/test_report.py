@@ -489,3 +489,26 @@ def test_dose_response_captions_follow_the_config(config):
     assert "Benjamini-Hochberg" in s10 and "{" not in s10
     config["doseresponse"]["drug"] = "trastuzumab deruxtecan"
     assert "T-DM1" not in _render("figS10_dose_response_metrics", config)
+
+
+def test_library_modules_cache_follows_edits(tmp_path):
+    """The import graph (rules' library inputs) is parsed once per file version: an edit
+    that adds an import is seen by the next call in the same process."""
+    import os
+
+    from sepher.workflow import library_modules
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("import os\n")
+    (package / "b.py").write_text("")
+    script = tmp_path / "entry.py"
+    script.write_text("from pkg import a\n")
+    first = library_modules(script, package)
+    assert first == sorted([str(package / "__init__.py"), str(package / "a.py")])
+    assert library_modules(script, package) == first
+    (package / "a.py").write_text("import os\nfrom pkg import b\n")
+    stat = (package / "a.py").stat()
+    os.utime(package / "a.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert str(package / "b.py") in library_modules(script, package)

@@ -400,3 +400,91 @@ def test_table1_without_covariates_gives_the_group_sizes():
         covariates=["age"], categorical={},
     )  # fmt: skip
     assert with_age.iloc[0][["overall", "A", "B"]].tolist() == [5, 2, 3]
+
+
+# --------------------------------------------------------------------------- fixed costs (issue 18)
+def test_distributions_bit_identical_to_scipy_stats():
+    """The scipy.special-based p-values and quantiles equal scipy.stats' bit for bit."""
+    from scipy.stats import chi2
+
+    from sepher.survival.distributions import chi2_sf, norm_ppf, norm_sf
+
+    rng = np.random.default_rng(18)
+    special = [0.0, -0.0, 1e-300, 5e-324, np.inf, -np.inf, np.nan, 1e3, -1.0, 40.0, -40.0]
+    x = np.concatenate([rng.exponential(5, 20_000), rng.normal(0, 3, 2_000), special])
+    for df in (-1, 0, 0.5, 1, 2, 3, 5, 8, 13, np.nan):
+        assert chi2_sf(x, df).tobytes() == chi2.sf(x, df).tobytes(), df
+    assert norm_sf(x).tobytes() == norm.sf(x).tobytes()
+    q = np.concatenate([rng.uniform(0, 1, 20_000), [0.0, 1.0, 0.975, 0.995, -0.1, 1.1, np.nan]])
+    assert norm_ppf(q).tobytes() == norm.ppf(q).tobytes()
+    # scalars stay numpy scalars, as scipy.stats returns them
+    assert type(chi2_sf(3.2, 2)) is type(chi2.sf(3.2, 2))
+    assert norm_ppf(0.975) == norm.ppf(0.975) and norm_sf(1.96) == norm.sf(1.96)
+
+
+def test_stage_imports_leave_out_scipy_stats_and_statsmodels(project_dir):
+    """The cohort-stage jobs do not pay for importing scipy.stats or statsmodels
+    (a second or more each, per job) unless a function that needs them runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import sepher.survival.stage, sepher.survival, sepher.figures.km_plot\n"
+        "print(sorted(m for m in ('scipy.stats', 'statsmodels', 'lifelines', 'tableone')"
+        " if m in sys.modules))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(project_dir / "scripts"), "PYTHONDONTWRITEBYTECODE": "1"},
+        check=True,
+    )
+    assert run.stdout.strip() == "[]"
+
+
+def _pandas_csv(table):
+    """The reference text: pandas' to_csv as write_table has always called it."""
+    return table.to_csv(index=False, float_format="%.10g", lineterminator="\n")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_write_table_fast_path_byte_identical_to_pandas(tmp_path, seed):
+    """Large plain tables (the 1,000,000-patient endpoints) are formatted column by
+    column; the bytes are pandas' own, edge values included, and tables the fast
+    path does not handle (quotes needed, categories, one column) go to pandas."""
+    from sepher.io.tables import FAST_WRITE_ROWS, _csv_text, write_table
+
+    rng = np.random.default_rng(seed)
+    n = FAST_WRITE_ROWS + 37
+    floats = rng.lognormal(2, 3, n) * rng.choice([-1, 1], n)
+    edge = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e22, 1e-5, 0.1, 123456789012.0, 5e-324, 1e16]
+    floats[: len(edge)] = edge
+    text = rng.choice(np.array(["yes", "no", "", "SD", "PR", "naïve"], dtype=object), n)
+    text[[3, 5, 7]] = [None, np.nan, pd.NA]
+    table = pd.DataFrame(
+        {
+            "patient_id": [f"SIM-{i:07d}" for i in range(n)],
+            "tdm1_line": rng.integers(-3, 10**12, n),
+            "os_months": floats,
+            "os_event": rng.integers(0, 2, n),
+            "flag": rng.random(n) < 0.5,
+            "group": text,
+            "empty": np.full(n, None, dtype=object),
+            "round": np.round(rng.normal(0, 100, n), rng.integers(0, 6)),
+        }
+    )
+    path = tmp_path / "t.csv"
+    assert _csv_text(table) is not None
+    write_table(table, path)
+    assert path.read_bytes() == _pandas_csv(table).encode()
+    # fall-backs: a string needing quotes, a category column, a single column
+    for variant in (
+        table.assign(group=table["group"].where(table.index != 11, 'a,"b"')),
+        table.assign(group=table["group"].astype("category")),
+        table[["os_months"]],
+    ):
+        assert _csv_text(variant) is None
+        write_table(variant, path)
+        assert path.read_bytes() == _pandas_csv(variant).encode()

@@ -380,6 +380,40 @@ def _imported_modules(tree, here: str | None):
                     yield f"{base}.{alias.name}"
 
 
+#: (file, its package, package root, mtime_ns, size) -> the library modules the file
+#: imports directly, as (module file, the package its relative imports start from).
+#: The Snakefile asks for the import graph of some 40 entry scripts that share most
+#: modules: each module is parsed once per process (an edited file has a new mtime
+#: or size, and is parsed again).
+_IMPORTS_CACHE: dict[tuple, tuple[tuple[Path, str], ...]] = {}
+
+
+def _direct_modules(file: Path, here: str | None, package_root: Path) -> tuple:
+    """Library module files `file` imports directly (with every package ``__init__.py``
+    on the way), parsed once per process and file version."""
+    import ast
+
+    stat = file.stat()
+    key = (str(file), here, str(package_root), stat.st_mtime_ns, stat.st_size)
+    if key in _IMPORTS_CACHE:
+        return _IMPORTS_CACHE[key]
+    package = package_root.name
+    tree = ast.parse(file.read_text(), filename=str(file))
+    found: dict[Path, str] = {}
+    for dotted in _imported_modules(tree, here):
+        if dotted != package and not dotted.startswith(package + "."):
+            continue
+        parts = dotted.split(".")
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            module = _module_file(package_root, name)
+            if module is None or module in found:
+                continue
+            found[module] = name if module.name == "__init__.py" else name.rpartition(".")[0]
+    _IMPORTS_CACHE[key] = tuple(found.items())
+    return _IMPORTS_CACHE[key]
+
+
 def library_modules(script_path, package_root) -> list[str]:
     """Library files a script runs when imported: its package imports, transitively.
 
@@ -403,25 +437,13 @@ def library_modules(script_path, package_root) -> list[str]:
         ``a`` and ``a.b`` first), and what those import in turn; relative
         imports and ``from package import submodule`` are followed.
     """
-    import ast
-
     package_root = Path(package_root).resolve()
-    package = package_root.name
     seen: set[Path] = set()
     pending = [(Path(script_path), None)]  # (file, the package its relative imports start from)
     while pending:
         file, here = pending.pop()
-        tree = ast.parse(file.read_text(), filename=str(file))
-        for dotted in _imported_modules(tree, here):
-            if dotted != package and not dotted.startswith(package + "."):
-                continue
-            parts = dotted.split(".")
-            for depth in range(1, len(parts) + 1):
-                name = ".".join(parts[:depth])
-                module = _module_file(package_root, name)
-                if module is None or module in seen:
-                    continue
+        for module, its_package in _direct_modules(file, here, package_root):
+            if module not in seen:
                 seen.add(module)
-                is_package = module.name == "__init__.py"
-                pending.append((module, name if is_package else name.rpartition(".")[0]))
+                pending.append((module, its_package))
     return sorted(str(path) for path in seen)

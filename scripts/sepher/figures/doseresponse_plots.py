@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
-from scipy import stats
 
 from sepher.figures.style import (
     ALERT,
@@ -131,6 +130,8 @@ def replicate_summary(values, conf_level: float = 0.95, log: bool = False) -> di
     y = np.log(x) if log else x
     mean = float(y.mean())
     if n >= 2:
+        from scipy import stats  # here: scipy.stats costs ~1 s to import
+
         half = float(stats.t.ppf(0.5 + conf_level / 2, n - 1) * y.std(ddof=1) / np.sqrt(n))
         lower, upper = mean - half, mean + half
     else:

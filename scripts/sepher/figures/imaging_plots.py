@@ -24,10 +24,6 @@ import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
-from scipy import ndimage, stats
-from skimage.filters import threshold_otsu
-from skimage.measure import regionprops
-from skimage.segmentation import clear_border, find_boundaries
 
 from sepher.figures.style import (
     ALERT,
@@ -41,7 +37,6 @@ from sepher.figures.style import (
     wrap_to_width,
 )
 from sepher.formatting import format_p
-from sepher.imaging.zstack import orthogonal_extent, orthogonal_view
 from sepher.stats import MULTIPLICITY_LABELS
 
 __all__ = [
@@ -243,6 +238,10 @@ def field_rgb(
         rgb[..., 0] += n
         rgb[..., 2] += n
     rgb = np.clip(rgb, 0, 1)
+    # imported here, as below: scipy.ndimage, scipy.stats and skimage cost a second or
+    # more to import in the figure jobs that never call these functions
+    from skimage.segmentation import find_boundaries
+
     if cells is not None:
         rgb[find_boundaries(cells, mode="inner")] = (1.0, 1.0, 1.0)
     if nuclei is not None:
@@ -432,6 +431,11 @@ def choose_section(nuclear_zyx, pixel_size_um: float, width_um: float = 30.0) ->
         ``row``, ``x0``, ``x1`` (pixel indices, x1 exclusive) and ``z`` (plane
         index); the centre of the field when no nucleus is found.
     """
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+    from skimage.measure import regionprops
+    from skimage.segmentation import clear_border
+
     stack = np.asarray(nuclear_zyx, dtype=np.float32)
     nz, ny, nx = stack.shape
     projection = ndimage.gaussian_filter(stack.max(axis=0), 0.5 / pixel_size_um)
@@ -508,6 +512,8 @@ def orthogonal_section(
     row = chosen["row"] if row is None else int(row)
     x0 = chosen["x0"] if x0 is None else int(x0)
     x1 = chosen["x1"] if x1 is None else int(x1)
+    from sepher.imaging.zstack import orthogonal_view  # here: sepher.imaging is heavy
+
     czx = np.asarray(orthogonal_view(stack, row, x0, x1))
     width = x1 - x0
     y0 = int(np.clip(row - width // 2, 0, max(stack.shape[2] - width, 0)))
@@ -571,6 +577,8 @@ def _orthogonal_panel(fig, axes_mm, x, y, w, h, data):
     ax_xz = axes_mm(x + side + gap, y + (side - h_xz) / 2 if h_xz < side else y, w_xz, h_xz)
     if not data["basal_first"]:
         xz_rgb = xz_rgb[::-1]  # basal plane at the bottom
+    from sepher.imaging.zstack import orthogonal_extent
+
     extent = orthogonal_extent(xz_rgb.shape[0], 0, xz_rgb.shape[1], pix, dz)
     ax_xz.imshow(xz_rgb, extent=extent, origin="lower", aspect="equal", interpolation="nearest")
     ax_xz.set_title("XZ section (dashed line)", fontsize=6, fontweight="normal", loc="left", pad=2)
@@ -883,6 +891,8 @@ def replicate_ic50(
     sel = fits_by_replicate[
         (fits_by_replicate["cell_line"] == line) & (fits_by_replicate["drug"] == drug)
     ]
+    from scipy import stats
+
     rows = []
     for condition in conditions:
         x = sel.loc[sel["condition"] == condition, column].to_numpy(float)

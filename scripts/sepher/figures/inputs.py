@@ -15,10 +15,6 @@ import numpy as np
 
 from sepher.figures.ihc_plots import central_field, representative_tiles
 from sepher.figures.imaging_plots import choose_representative, field_rgb
-from sepher.imaging.field import read_labels
-from sepher.imaging.io import read_stack
-from sepher.imaging.qc import CELL_FLAGS
-from sepher.imaging.zstack import focus_plane
 
 __all__ = [
     "MAX_FLAGGED_SHOWN",
@@ -43,6 +39,12 @@ def load_field(spec: dict) -> dict:
         ``pixel_size_um``, ``her2_channel``, ``nuclear_channel`` and the
         label files (:func:`sepher.imaging.field.read_labels`).
     """
+    # imported here: sepher.imaging pulls in scipy.ndimage and scikit-image, which the
+    # IHC figure (biopsy_tiles) does not need
+    from sepher.imaging.field import read_labels
+    from sepher.imaging.io import read_stack
+    from sepher.imaging.zstack import focus_plane
+
     stack, pixel_size_um, _ = read_stack(
         spec["file"], pixel_size_um=spec["pixel_size_um"], require_z_step=False
     )
@@ -124,6 +126,8 @@ def segmentation_qc_inputs(cells, image_qc, fields, groups, max_flagged=MAX_FLAG
         ``images_flagged``, indexed ``"<line> <condition>"``), ``n_flagged``:
         the arguments of :func:`sepher.figures.imaging_plots.plot_segmentation_qc`.
     """
+    from sepher.imaging.qc import CELL_FLAGS
+
     kept = image_qc[~image_qc["image_excluded"].astype(bool)]
     # first good field (by image id) of each condition: a deterministic sample
     sample = kept.sort_values("image_id").groupby(["cell_line", "condition"], sort=False).first()

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2, norm
+
+from sepher.survival.distributions import chi2_sf, norm_ppf, norm_sf
 
 TIES = ("efron", "breslow")
 
@@ -1049,13 +1050,13 @@ def fit_cox(
     else:
         se_wald = se
     z = beta / se_wald
-    zq = norm.ppf(1 - (1 - conf_level) / 2)
+    zq = norm_ppf(1 - (1 - conf_level) / 2)
     with np.errstate(over="ignore"):
         table["hr"] = np.exp(beta)
         table["hr_lower"] = np.exp(beta - zq * se_wald)
         table["hr_upper"] = np.exp(beta + zq * se_wald)
     table["z"] = z
-    table["p"] = 2 * norm.sf(np.abs(z))
+    table["p"] = 2 * norm_sf(np.abs(z))
     lr_chisq = 2 * (loglik - loglik_null)
     wald_cov = covariance if robust_covariance is None else robust_covariance
     wald_chisq = float(beta @ _solve_psd(wald_cov, beta))
@@ -1073,11 +1074,11 @@ def fit_cox(
         loglik_null=loglik_null,
         lr_chisq=float(lr_chisq),
         lr_df=p,
-        lr_p=float(chi2.sf(lr_chisq, p)),
+        lr_p=float(chi2_sf(lr_chisq, p)),
         wald_chisq=wald_chisq,
-        wald_p=float(chi2.sf(wald_chisq, p)),
+        wald_p=float(chi2_sf(wald_chisq, p)),
         score_chisq=score_chisq,
-        score_p=float(chi2.sf(score_chisq, p)),
+        score_p=float(chi2_sf(score_chisq, p)),
         concordance=float(conc),
         n=int(n),
         events=int(event.sum()),
@@ -1101,7 +1102,7 @@ def fit_cox(
         strata_columns=strata,
         robust_covariance=robust_covariance,
         robust_score_chisq=float(robust_score),
-        robust_score_p=float(chi2.sf(robust_score, p)) if robust else np.nan,
+        robust_score_p=float(chi2_sf(robust_score, p)) if robust else np.nan,
     )
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+
+from sepher.survival.distributions import norm_ppf, norm_sf
 
 #: R's tolerance for "S equals 0.5 exactly" in quantile.survfit.
 MEDIAN_TOLERANCE = float(np.sqrt(np.finfo(float).eps))
@@ -75,7 +76,7 @@ def confidence_limits(surv, std_err, conf_type="log-log", conf_level=0.95):
         raise ValueError(f"conf_level must be between 0 and 1; got {conf_level!r}")
     surv = np.asarray(surv, dtype=float)
     se = np.asarray(std_err, dtype=float)
-    z = norm.ppf(1 - (1 - conf_level) / 2)
+    z = norm_ppf(1 - (1 - conf_level) / 2)
     zero = surv <= 0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if conf_type == "plain":
@@ -586,7 +587,7 @@ def rmst_difference(time, event, group, levels, horizon, conf_level=0.95, entry=
     table = pd.DataFrame(rows)
     difference = float(table["rmst"].iloc[1] - table["rmst"].iloc[0])
     se = float(np.sqrt(np.sum(table["se"].to_numpy() ** 2)))
-    z_crit = norm.ppf(1 - (1 - conf_level) / 2)
+    z_crit = norm_ppf(1 - (1 - conf_level) / 2)
     z = difference / se if se > 0 else np.nan
     return {
         "table": table,
@@ -595,7 +596,7 @@ def rmst_difference(time, event, group, levels, horizon, conf_level=0.95, entry=
         "lower": float(difference - z_crit * se),
         "upper": float(difference + z_crit * se),
         "z": float(z),
-        "p": float(2 * norm.sf(abs(z))) if se > 0 else np.nan,
+        "p": float(2 * norm_sf(abs(z))) if se > 0 else np.nan,
         "horizon": float(horizon),
         "conf_level": float(conf_level),
     }

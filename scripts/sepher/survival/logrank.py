@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
 
+from sepher.survival.distributions import chi2_sf
 from sepher.survival.km import _check_entry, _check_time_event, _group_codes
 
 
@@ -97,7 +97,7 @@ def logrank_test(time, event, group, levels=None, entry=None):
         diff = (observed - expected)[used][1:]
         v = variance[np.ix_(used, used)][1:, 1:]
         chisq = float(diff @ np.linalg.solve(v, diff))
-    p = float(chi2.sf(chisq, df)) if df >= 1 else np.nan
+    p = float(chi2_sf(chisq, df)) if df >= 1 else np.nan
     table = pd.DataFrame(
         {
             "group": levels,

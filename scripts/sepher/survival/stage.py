@@ -823,7 +823,7 @@ def subgroup_table(
         ``endpoint, variable, level, n, events, hr, hr_lower, hr_upper,
         p_interaction, interaction_df`` (one ``all`` row per endpoint first).
     """
-    from scipy.stats import chi2
+    from sepher.survival.distributions import chi2_sf
 
     scales = timescales(os_origin, delayed_entry)
     cohort = analysis_cohort(endpoints, group, group_levels, tdm1_line)
@@ -868,7 +868,7 @@ def subgroup_table(
                 inter = fit(known, scale, [group, variable, f"{group}:{variable}"], cats)
                 lr = 2 * (inter.loglik - main.loglik)
                 df = inter.lr_df - main.lr_df
-                p_int = float(chi2.sf(lr, df))
+                p_int = float(chi2_sf(lr, df))
             except (ValueError, np.linalg.LinAlgError):
                 df, p_int = len(levels[variable]) - 1, np.nan
             for level in levels[variable]:

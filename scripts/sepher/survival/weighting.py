@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 
 from sepher.survival.cox import design_matrix
 
@@ -97,6 +96,8 @@ def propensity_scores(data, group_col, levels, covariates, categorical=None):
             f"{x.shape[0]} complete cases for {x.shape[1] + 1} coefficients: "
             "too few to fit a propensity model"
         )
+    import statsmodels.api as sm  # imported here: ~1-2 s, only the propensity model needs it
+
     fit = sm.GLM(y, sm.add_constant(x, has_constant="add"), family=sm.families.Binomial()).fit()
     fitted = np.full(len(data), np.nan)
     rows = np.flatnonzero(has_group)[complete]

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2, rankdata
 
 from sepher.survival.cox import RiskSets
+from sepher.survival.distributions import chi2_sf
 from sepher.survival.km import kaplan_meier
 
 TRANSFORMS = ("km", "identity", "rank", "log")
@@ -79,6 +79,8 @@ def transformed_time(time, event, transform="km", entry=None):
     if transform == "identity":
         return time.copy()
     if transform == "rank":
+        from scipy.stats import rankdata  # only for transform="rank"
+
         return rankdata(time, method="average")
     if transform == "log":
         return np.log(time)
@@ -153,9 +155,9 @@ def cox_zph(result, transform="km"):
         keep = np.concatenate([np.arange(p), p + np.asarray(cols)])
         uk = u[keep]
         stat = float(uk @ np.linalg.solve(info[np.ix_(keep, keep)], uk))
-        rows.append({"term": term, "chisq": stat, "df": len(cols), "p": chi2.sf(stat, len(cols))})
+        rows.append({"term": term, "chisq": stat, "df": len(cols), "p": chi2_sf(stat, len(cols))})
     stat = float(u @ np.linalg.solve(info, u))
-    rows.append({"term": "GLOBAL", "chisq": stat, "df": p, "p": chi2.sf(stat, p)})
+    rows.append({"term": "GLOBAL", "chisq": stat, "df": p, "p": chi2_sf(stat, p)})
     return pd.DataFrame(rows)
 
 
