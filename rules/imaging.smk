@@ -5,7 +5,7 @@
 
 IMAGING = config["imaging"]
 
-from sepher.imaging.field import FIELD_SETTINGS
+from sepher.imaging.settings import FIELD_SETTINGS
 
 
 include: "imaging_common.smk"

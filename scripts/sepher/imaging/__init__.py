@@ -8,19 +8,58 @@ condition (:func:`aggregate`) and compare conditions on replicates
 (:func:`compare_conditions`). Lengths are in micrometres throughout.
 """
 
-from sepher.imaging.cells import segment_cells
-from sepher.imaging.compartments import compartments, distance_to_cell_edge
-from sepher.imaging.io import read_image, select_channel
-from sepher.imaging.measure import estimate_background, measure_cells
-from sepher.imaging.metrics import match_instances
-from sepher.imaging.nuclei import segment_nuclei, subtract_background
-from sepher.imaging.qc import flag_focus_outliers, focus_score, image_qc
-from sepher.imaging.summary import (
-    aggregate,
-    aggregate_images,
-    aggregate_replicates,
-    compare_conditions,
-)
+from typing import TYPE_CHECKING
+
+# The functions are imported from their modules when first used (PEP 562): the
+# Snakefile imports sepher.imaging.field at every start, which must not pull in
+# scipy.ndimage, scipy.stats and scikit-image (seconds per start). The imports
+# below are what a type checker (and sepher.workflow.library_modules, which reads
+# them to track the rules' library files) sees.
+if TYPE_CHECKING:
+    from sepher.imaging.cells import segment_cells
+    from sepher.imaging.compartments import compartments, distance_to_cell_edge
+    from sepher.imaging.io import read_image, select_channel
+    from sepher.imaging.measure import estimate_background, measure_cells
+    from sepher.imaging.metrics import match_instances
+    from sepher.imaging.nuclei import segment_nuclei, subtract_background
+    from sepher.imaging.qc import flag_focus_outliers, focus_score, image_qc
+    from sepher.imaging.summary import (
+        aggregate,
+        aggregate_images,
+        aggregate_replicates,
+        compare_conditions,
+    )
+
+_WHERE = {
+    "segment_cells": "cells",
+    "compartments": "compartments",
+    "distance_to_cell_edge": "compartments",
+    "read_image": "io",
+    "select_channel": "io",
+    "estimate_background": "measure",
+    "measure_cells": "measure",
+    "match_instances": "metrics",
+    "segment_nuclei": "nuclei",
+    "subtract_background": "nuclei",
+    "flag_focus_outliers": "qc",
+    "focus_score": "qc",
+    "image_qc": "qc",
+    "aggregate": "summary",
+    "aggregate_images": "summary",
+    "aggregate_replicates": "summary",
+    "compare_conditions": "summary",
+}
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+
+        value = getattr(importlib.import_module(f"sepher.imaging.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sepher.imaging' has no attribute {name!r}")
+
 
 __all__ = [
     "aggregate",

@@ -60,30 +60,9 @@ from sepher.imaging.io import read_stack, select_channel
 from sepher.imaging.measure import estimate_background, measure_cells
 from sepher.imaging.nuclei import grow_to_half_median, segment_nuclei
 from sepher.imaging.qc import image_qc
+from sepher.imaging.settings import FIELD_SETTINGS  # noqa: F401 (re-exported)
 from sepher.imaging.zstack import mid_nuclear_field
 
-#: Keys of the ``imaging`` config section used per field.
-FIELD_SETTINGS = (
-    "nuclei_min_area_um2",
-    "nuclei_max_area_um2",
-    "nuclei_smoothing_um",
-    "nuclei_background_um",
-    "nuclei_threshold",
-    "cell_method",
-    "cell_expand_um",
-    "cell_max_radius_um",
-    "cell_smoothing_um",
-    "cell_area_um2",
-    "membrane_band_um",
-    "completeness_k",
-    "completeness_sectors",
-    "completeness_reference",
-    "max_saturated_fraction",
-    "camera_offset_adu",
-    "cell_foreground_k",
-    "cell_edge_fraction",
-    "membrane_spill_um",
-)
 #: Compartments with a background-subtracted HER2 readout (``her2_net_*``).
 COMPARTMENTS = ("membrane", "cytoplasm", "nucleus")
 #: ``segmentation_channel`` values: cells outlined on a membrane marker, or on HER2 itself.
