@@ -50,6 +50,7 @@ from sepher.io.cohort_format import (
     read_csv_frame,
 )
 from sepher.io.identifiers import check_identifier_columns, check_pseudonymous_ids
+from sepher.io.tables import per_distinct_value
 
 #: Days per month (mean Gregorian month), for every duration in months.
 DAYS_PER_MONTH = 30.4375
@@ -116,6 +117,7 @@ class _Table:
     def __init__(self, raw: pd.DataFrame, file: str):
         self.file = file
         self.raw = raw
+        self._cells = {}
         self.ids = raw["patient_id"].str.strip() if "patient_id" in raw else None
         # 1-based data row numbers of the file (blank rows dropped keep their numbers)
         if pd.api.types.is_integer_dtype(raw.index):
@@ -138,7 +140,12 @@ class _Table:
         )
 
     def cells(self, column) -> pd.Series:
-        return self.raw[column].str.strip()
+        """The column's cells, stripped (each distinct value once; remembered)."""
+        if column not in self._cells:
+            self._cells[column] = per_distinct_value(
+                self.raw[column], lambda values: values.str.strip()
+            )
+        return self._cells[column]
 
     def lowered(self, column) -> pd.Series:
         return self.cells(column).str.lower()

@@ -226,3 +226,16 @@ def split_table(path, column: str, shard_of, paths, row_paths, *, chunk_rows: in
         if shard not in started:
             raise RuntimeError(f"shard {shard} received no rows")
     return rows
+
+
+def per_distinct_value(column: pd.Series, function) -> pd.Series:
+    """`function` (Series -> Series of the same length) applied to each distinct value once.
+
+    A plates or cohort table repeats few values (plate ids, wells, roles,
+    yes/no, dates) across millions of rows, and pandas' string methods loop in Python per
+    element; hashing the column and transforming its distinct values is
+    10-50 times faster and gives the same values.
+    """
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    result = function(pd.Series(uniques, dtype=object))
+    return pd.Series(result.to_numpy()[codes], index=column.index, name=column.name)
