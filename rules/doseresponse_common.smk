@@ -170,7 +170,9 @@ def dr_part_files(name):
 
     def files(wildcards):
         return expand(
-            dr_part_file(name), shard=wildcards.shard, part=doseresponse_parts(wildcards.shard)
+            dr_part_file(name),
+            shard=wildcards.shard,
+            part=doseresponse_parts(wildcards.shard),
         )
 
     return files
