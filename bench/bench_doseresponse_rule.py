@@ -51,7 +51,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -60,6 +59,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from benchlib import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CTRP = ROOT / "tests" / "data" / "doseresponse" / "ctrp_viability_40.tsv"
@@ -119,18 +119,6 @@ def ctrp_viability(every: int = 1) -> pd.DataFrame:
             "plate_excluded": False,
         }
     )
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model}"
 
 
 # ----------------------------------------------------------------------------- worker

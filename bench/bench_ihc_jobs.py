@@ -38,7 +38,6 @@ import argparse  # noqa: E402
 import csv  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -50,6 +49,8 @@ import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchlib import machine  # noqa: E402
 
 from sepher.io.config import fill_defaults, load_schema  # noqa: E402
 
@@ -66,20 +67,6 @@ def default_tiles_per_job() -> int:
     schema = load_schema(ROOT / "config" / "schemas" / "ihc.schema.yaml")
     filled = fill_defaults({"ihc": {}}, {"type": "object", "properties": {"ihc": schema}})
     return int(filled["ihc"]["tiles_per_job"])
-
-
-def machine() -> str:
-    """``<cores> cores, <CPU model>`` of this machine."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as stream:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")),
-                "",
-            )
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model or platform.processor() or platform.machine()}"
 
 
 def write_photos(folder: Path) -> tuple[Path, float]:

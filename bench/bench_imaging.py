@@ -35,7 +35,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -48,6 +47,8 @@ import tifffile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchlib import machine  # noqa: E402
 
 from sepher.imaging.field import FIELD_SETTINGS, measure_field  # noqa: E402
 from sepher.io.config import fill_defaults, load_schema  # noqa: E402
@@ -94,20 +95,6 @@ def field_row(path: Path) -> dict:
         "condition": "bench",
         "replicate": 1,
     }
-
-
-def machine() -> str:
-    """``<cores> cores, <CPU model>`` of this machine."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as stream:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")),
-                "",
-            )
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model or platform.processor() or platform.machine()}"
 
 
 def _target(name, measured, unit, target, met) -> dict:

@@ -48,7 +48,6 @@ import ast
 import csv
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -58,6 +57,7 @@ import time
 from pathlib import Path
 
 import yaml
+from benchlib import machine  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "scripts"))
@@ -68,19 +68,6 @@ COMMAND = "PYTHONPATH=scripts .venv/bin/python bench/bench_workflow.py --json PA
 #: The imports Snakemake's script preamble runs in every job before the script
 #: (snakemake/script/__init__.py, PythonScript.generate_preamble).
 PREAMBLE = "import pickle\nfrom snakemake.logging import logger\nfrom snakemake.iocontainers import Snakemake"
-
-
-def machine() -> str:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as stream:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")),
-                "",
-            )
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model or platform.processor() or platform.machine()}"
 
 
 def demo_config(directory: Path) -> Path:

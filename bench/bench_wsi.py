@@ -40,7 +40,6 @@ os.environ["TIFFSLIDE_NUM_DECODE_THREADS"] = "1"
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -48,6 +47,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from benchlib import machine  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -171,20 +171,6 @@ def _worker(path: str, repeats: int) -> None:
             }
         )
     )
-
-
-def machine() -> str:
-    """``<cores> cores, <CPU model>`` of this machine."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as stream:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")),
-                "",
-            )
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model or platform.processor() or platform.machine()}"
 
 
 def main() -> None:

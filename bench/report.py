@@ -26,29 +26,16 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchlib import machine  # noqa: E402
+
 PROJECT = Path(__file__).resolve().parents[1]
 COLUMNS = ("benchmark", "target name", "measured", "unit", "baseline", "ratio", "target", "met")
-
-
-def machine() -> str:
-    """``<cores> cores, <CPU model>`` of this machine."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as stream:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")),
-                "",
-            )
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model or platform.processor() or platform.machine()}"
 
 
 def benchmark_name(path: Path) -> str:
