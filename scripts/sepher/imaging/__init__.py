@@ -10,6 +10,11 @@ condition (:func:`aggregate`) and compare conditions on replicates
 
 from typing import TYPE_CHECKING
 
+# Eager, unlike the others: `compartments` is also the name of its submodule, and
+# importing a submodule sets the package attribute of that name to the module. Its
+# module needs numpy alone at import.
+from sepher.imaging.compartments import compartments, distance_to_cell_edge
+
 # The functions are imported from their modules when first used (PEP 562): the
 # Snakefile imports sepher.imaging.field at every start, which must not pull in
 # scipy.ndimage, scipy.stats and scikit-image (seconds per start). The imports
@@ -17,7 +22,6 @@ from typing import TYPE_CHECKING
 # them to track the rules' library files) sees.
 if TYPE_CHECKING:
     from sepher.imaging.cells import segment_cells
-    from sepher.imaging.compartments import compartments, distance_to_cell_edge
     from sepher.imaging.io import read_image, select_channel
     from sepher.imaging.measure import estimate_background, measure_cells
     from sepher.imaging.metrics import match_instances
@@ -32,8 +36,6 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "segment_cells": "cells",
-    "compartments": "compartments",
-    "distance_to_cell_edge": "compartments",
     "read_image": "io",
     "select_channel": "io",
     "estimate_background": "measure",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
 __all__ = [
     "compartment_codes",
@@ -59,6 +58,8 @@ def distance_to_cell_edge(cells: np.ndarray, pixel_size_um: float) -> np.ndarray
         inner = np.zeros_like(inner)
         inner[[0, -1], :] = True
         inner[:, [0, -1]] = True
+    from scipy import ndimage as ndi  # here: the package is imported at every workflow start
+
     dist = ndi.distance_transform_edt(~inner).astype(np.float32) + np.float32(0.5)
     dist *= np.float32(pixel_size_um)
     dist[cells == 0] = 0
