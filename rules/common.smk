@@ -213,11 +213,48 @@ def library_of(script):
     rules whose scripts import it (Snakemake itself tracks only the script).
 
     Derived from the import graph (sepher.workflow.library_modules), once per
-    script and process.
+    script and process, and remembered under .snakemake/ per state of the
+    scripts folder (every .py file's path, size and modification time), so
+    that a rerun does not parse the library again.
     """
+    if not _LIBRARY:
+        _LIBRARY.update(_library_cache())
     if script not in _LIBRARY:
         _LIBRARY[script] = library_modules(SCRIPTS / script, SCRIPTS / "sepher")
+        _LIBRARY_NEW.add(script)
     return _LIBRARY[script]
+
+
+_LIBRARY_NEW = set()
+
+
+def _library_cache_file():
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(SCRIPTS.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return Path(".snakemake", "sepher-validated", f"library-{digest.hexdigest()}.json")
+
+
+def _library_cache():
+    """The remembered import graphs for this state of scripts/ ({} if none)."""
+    import json
+
+    path = _library_cache_file()
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_library_cache():
+    """Remember the import graphs computed in this process (called once the
+    rules are defined, from the Snakefile's end: rules/report.smk)."""
+    import json
+
+    if _LIBRARY_NEW and workflow.is_main_process:
+        path = _library_cache_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_LIBRARY, sort_keys=True))
 
 
 #: The software environment of all rules (with --sdm conda): the pinned

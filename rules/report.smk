@@ -270,3 +270,7 @@ for _needs in INPUT_KEYS:
     if configured(_needs):
         TABLES[_needs] = TABLES.get(_needs, []) + REPORT_OUTPUTS
         break
+
+
+# Every rule is defined: remember the import graphs of their scripts (library_of).
+save_library_cache()
