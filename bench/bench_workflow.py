@@ -106,20 +106,11 @@ SNAKEFILE = PROJECT / "Snakefile"  # set to the snapshot's by main()
 
 
 def snakemake(directory: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
-    """Run Snakemake in `directory` on its config.yaml; wall seconds and the process."""
-    command = [
-        SNAKEMAKE,
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(directory),
-        "--configfile",
-        str(directory / "config.yaml"),
-        *args,
-    ]
-    start = time.perf_counter()
-    run = subprocess.run(command, capture_output=True, text=True, cwd=directory)
-    return time.perf_counter() - start, run
+    """Run Snakemake in `directory` on its config.yaml, with the snapshot's Snakefile;
+    wall seconds and the process (bench/scale.py's runner)."""
+    import scale
+
+    return scale.snakemake(directory, *args, snakefile=SNAKEFILE)
 
 
 def job_times(directory: Path) -> list[tuple[str, float, float]]:

@@ -134,18 +134,26 @@ def inputs_digest(key):
     return digest.hexdigest()
 
 
+_COHORT_COLUMNS = []  # the cohort's mapped header, read once per process
+
+
 def cohort_has_column(column):
     """True when the configured cohort's header (after cohort_format's column map, or
-    through the REDCap dictionary) names `column` (optional columns)."""
+    through the REDCap dictionary) names `column` (optional columns); the header
+    is read once per process."""
     if not configured("cohort") or not column or not Path(config["cohort"]).is_file():
         return False
-    from sepher.io.cohort import cohort_columns
+    if not _COHORT_COLUMNS:
+        from sepher.io.cohort import cohort_columns
 
-    return column in cohort_columns(
-        config["cohort"],
-        cohort_format=COHORT_FORMAT,
-        redcap_dictionary=REDCAP_DICTIONARY,
-    )
+        _COHORT_COLUMNS.extend(
+            cohort_columns(
+                config["cohort"],
+                cohort_format=COHORT_FORMAT,
+                redcap_dictionary=REDCAP_DICTIONARY,
+            )
+        )
+    return column in _COHORT_COLUMNS
 
 
 # Figure id -> the input it is built from, and the tables of each input;

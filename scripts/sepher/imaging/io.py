@@ -364,6 +364,18 @@ def _pixel_size(name: str, file_px, pixel_size_um, strict: bool = False) -> floa
     return float(pixel_size_um)
 
 
+def _channels_of(array, channels, names, path, tif, name):
+    """The `channels` (indices or metadata names) of `array` (channels first), in
+    that order; the file's channel names are read only when a name is asked for."""
+    wanted = _resolve_channels(
+        channels,
+        (lambda: names) if names is not None else (lambda: image_channel_names(path, tif)),
+        name,
+        array.shape[0],
+    )
+    return np.stack([select_channel(array, c, name) for c in wanted])
+
+
 def read_image(
     path, pixel_size_um: float | None = None, channels=None, tif: tifffile.TiffFile | None = None
 ) -> tuple[np.ndarray, float]:
@@ -411,13 +423,7 @@ def read_image(
     if image.dtype not in (np.uint8, np.uint16):
         image = image.astype(np.float32)
     if channels is not None:
-        wanted = _resolve_channels(
-            channels,
-            (lambda: names) if names is not None else (lambda: image_channel_names(path, tif)),
-            name,
-            image.shape[0],
-        )
-        image = np.stack([select_channel(image, c, name) for c in wanted])
+        image = _channels_of(image, channels, names, path, tif, name)
     if not np.any(image):
         raise InputError(name, "an image with signal", value="all pixels are 0")
     return image, _pixel_size(name, file_px, pixel_size_um, strict=_is_vendor_path(path))
@@ -549,13 +555,7 @@ def read_stack(
     if stack.dtype not in (np.uint8, np.uint16):
         stack = stack.astype(np.float32)
     if channels is not None:
-        wanted = _resolve_channels(
-            channels,
-            (lambda: names) if names is not None else (lambda: image_channel_names(path, tif)),
-            name,
-            stack.shape[0],
-        )
-        stack = np.stack([select_channel(stack, c, name) for c in wanted])
+        stack = _channels_of(stack, channels, names, path, tif, name)
     if not np.any(stack):
         raise InputError(name, "an image with signal", value="all pixels are 0")
     pixel = _pixel_size(name, file_px, pixel_size_um, strict=_is_vendor_path(path))

@@ -316,17 +316,11 @@ def _check_vendor_if_image(sheet_file, index, row):
         if column == "membrane_channel" and not _named(value) and int(value) == -1:
             continue
         try:
-            resolve_channel(value, image.channel_names, file=row["file"], n_channels=n)
-        except InputError as error:
-            _fail(
-                sheet_file,
-                index,
-                row,
-                f"{error.expected} (image {row['path']})",
-                hint=error.hint,
-                column=column,
-                value=value,
+            resolve_channel(
+                value, image.channel_names, file=row["file"], column=column, n_channels=n
             )
+        except InputError as error:
+            _reader_failed(sheet_file, index, row, error)
 
 
 def _check_if_image(sheet_file, index, row):
