@@ -459,17 +459,9 @@ def plot_biopsies(
     gap_y = 2.8 / plot_h * 300.0 * 1.04
     lead_x = lead_mm / span_mm
     points: dict[int, list] = {}
-    for pid in patients:
-        rows = samples[samples["patient_id"] == pid].set_index("timepoint")
-        xs = [i for i, t in enumerate(TIMEPOINTS) if t in rows.index]
-        ys = [float(rows.loc[TIMEPOINTS[i], "h_score"]) for i in xs]
-        colour = colours[labels[pid]]
-        ax_b.plot(xs, ys, ls=styles[labels[pid]], color=colour, lw=1.0, zorder=2)
+    for pid, xs, ys in _paired_lines(ax_b, samples, patients, "h_score", colours, styles, labels):
+        tag = labels[pid].replace("Patient ", "P")
         for i, y in zip(xs, ys, strict=True):
-            category = rows.loc[TIMEPOINTS[i], "her2_2023"]
-            ax_b.plot(i, y, HER2_2023_MARKERS[category], ms=4.5, mfc="white", mec=colour,
-                      mew=1.0, zorder=3)  # fmt: skip
-            tag = labels[pid].replace("Patient ", "P")
             points.setdefault(i, []).append((pid, y, f"{tag} {point_text[(pid, TIMEPOINTS[i])]}"))
     for i, items in points.items():
         ys = np.nan_to_num(np.array([y for _, y, _ in items]))
@@ -492,16 +484,7 @@ def plot_biopsies(
     fig.text(fx(c_left), fy(fig_title_y - 1.0), "Complete staining", fontsize=7,
              fontweight="bold", va="top")  # fmt: skip
     ax_c.axhline(cutoff_pct, color=GREY, lw=0.6, ls=(0, (3, 2)), zorder=0)
-    for pid in patients:
-        rows = samples[samples["patient_id"] == pid].set_index("timepoint")
-        xs = [i for i, t in enumerate(TIMEPOINTS) if t in rows.index]
-        ys = [float(rows.loc[TIMEPOINTS[i], "pct_complete"]) for i in xs]
-        colour = colours[labels[pid]]
-        ax_c.plot(xs, ys, ls=styles[labels[pid]], color=colour, lw=1.0, zorder=2)
-        for i, y in zip(xs, ys, strict=True):
-            category = rows.loc[TIMEPOINTS[i], "her2_2023"]
-            ax_c.plot(i, y, HER2_2023_MARKERS[category], ms=4.5, mfc="white", mec=colour,
-                      mew=1.0, zorder=3)  # fmt: skip
+    _paired_lines(ax_c, samples, patients, "pct_complete", colours, styles, labels)
 
     # legends of b and c: patients; 2023 markers and the cut-off below them
     legend_x = fx(c_left + c_width + 2.0)
@@ -559,6 +542,25 @@ def plot_biopsies(
     if simulated:
         stamp_simulated(fig)
     return fig
+
+
+def _paired_lines(ax, samples, patients, column, colours, styles, labels):
+    """Draw each patient's pre -> post line of ``column`` on ``ax``, one open
+    marker per biopsy in the shape of its 2023 category; returns
+    ``[(patient_id, xs, ys), ...]`` (x: index in ``TIMEPOINTS``) for labelling."""
+    drawn = []
+    for pid in patients:
+        rows = samples[samples["patient_id"] == pid].set_index("timepoint")
+        xs = [i for i, t in enumerate(TIMEPOINTS) if t in rows.index]
+        ys = [float(rows.loc[TIMEPOINTS[i], column]) for i in xs]
+        colour = colours[labels[pid]]
+        ax.plot(xs, ys, ls=styles[labels[pid]], color=colour, lw=1.0, zorder=2)
+        for i, y in zip(xs, ys, strict=True):
+            category = rows.loc[TIMEPOINTS[i], "her2_2023"]
+            ax.plot(i, y, HER2_2023_MARKERS[category], ms=4.5, mfc="white", mec=colour,
+                    mew=1.0, zorder=3)  # fmt: skip
+        drawn.append((pid, xs, ys))
+    return drawn
 
 
 def _paired_axes(ax, lo_x: float, hi_x: float, top: float, step: float, ylabel: str) -> None:
