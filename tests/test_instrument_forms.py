@@ -7,8 +7,8 @@ the same tables, byte for byte, as its long-form equivalent:
   the imported long table (``plates_imported.csv``, each well with its source
   file, plate and cell) run as the long form gives identical dose-response
   tables, and the fits equal those of the demo's own long table;
-- the demo cohort as an Italian-style export (semicolons, comma decimals,
-  DD/MM/YYYY dates, si/no, Italian column names), read through
+- the demo cohort as an Italian-style export (semicolons, DD/MM/YYYY dates,
+  si/no, Italian column names and words), read through
   ``cohort_format``, gives the demo's endpoint table;
 - demo IF fields as Zeiss CZI files (written with pylibCZIrw), channels named
   by their metadata names and the pixel size left blank in the sheet, give the
@@ -29,6 +29,7 @@ import tifffile
 from sepher.io.plate_formats import write_gdsc, write_grid, write_plater
 from sepher.io.plates import read_plates
 
+from .test_cohort_formats import italian_format, italian_frame
 from .workflow import DEMO, demo_sheet_rows, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -99,50 +100,12 @@ def test_plates_in_instrument_form_give_the_long_form_tables(tmp_path, form, req
 
 
 # ------------------------------------------------------------------------ cohort
-ITALIAN_COLUMNS = {
-    "patient_id": "codice_paziente",
-    "tdm1_line": "linea_tdm1",
-    "first_line_pertuzumab": "pertuzumab_prima_linea",
-    "advanced_dx_date": "data_diagnosi_avanzata",
-    "tdm1_start_date": "data_inizio_tdm1",
-    "tdm1_progression_date": "data_progressione_tdm1",
-    "last_contact_date": "data_ultimo_contatto",
-    "vital_status": "stato_vitale",
-    "age_at_advanced_dx": "eta_diagnosi_avanzata",
-}
-YES_NO = {"yes": "si", "no": "no"}
-VITAL = {"alive": "vivo", "dead": "deceduto"}
-
-
 def italian_export(path):
-    """The demo cohort as an Italian registry exports it; returns its cohort_format."""
-    demo = pd.read_csv(DEMO / "cohort.csv", dtype=str, keep_default_na=False)
-    out = demo.copy()
-    yes_no_columns = [c for c in demo.columns if set(demo[c].str.lower()) <= {"yes", "no", ""}]
-    for column in yes_no_columns:
-        out[column] = demo[column].str.lower().map(lambda v: YES_NO.get(v, v))
-    out["vital_status"] = demo["vital_status"].map(VITAL)
-    for column in [c for c in demo.columns if c.endswith("_date")]:
-        dates = pd.to_datetime(demo[column], format="%Y-%m-%d", errors="coerce")
-        out[column] = dates.dt.strftime("%d/%m/%Y").fillna("")
-    numeric = [
-        c
-        for c in demo.columns
-        if c not in ("patient_id",) and demo[c].str.fullmatch(r"-?\d+\.\d+|").all()
-    ]
-    for column in numeric:
-        out[column] = demo[column].str.replace(".", ",", regex=False)
-    out = out.rename(columns=ITALIAN_COLUMNS)
-    out.to_csv(path, sep=";", index=False, lineterminator="\r\n", encoding="utf-8")
-    values = {column: {"si": "yes", "no": "no"} for column in yes_no_columns}
-    values["vital_status"] = {"vivo": "alive", "deceduto": "dead"}
-    return {
-        "sep": ";",
-        "decimal": ",",
-        "date_format": "%d/%m/%Y",
-        "columns": {italian: ours for ours, italian in ITALIAN_COLUMNS.items()},
-        "values": values,
-    }
+    """The demo cohort as an Italian registry exports it (test_cohort_formats' Italian sheet,
+    semicolons, CRLF line ends); returns its cohort_format. (The demo cohort has no decimal
+    column; comma decimals are tested in test_cohort_formats.)"""
+    italian_frame().to_csv(path, sep=";", index=False, lineterminator="\r\n", encoding="utf-8")
+    return italian_format()
 
 
 def test_italian_cohort_export_gives_the_demo_endpoints(tmp_path, full_study):
