@@ -57,3 +57,12 @@ class InputError(ValueError):
         if self.hint:
             text += f" {self.hint}"
         return text
+
+
+def did_you_mean(value, choices, cutoff: float = 0.6) -> str | None:
+    """The hint ``"Did you mean '<closest>'?"`` for a value not among ``choices``
+    (difflib's closest match above ``cutoff``), or None when nothing is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=cutoff)
+    return f"Did you mean '{close[0]}'?" if close else None

@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sepher.errors import InputError
+from sepher.errors import InputError, did_you_mean
 from sepher.io.identifiers import check_identifier_columns, identifier_value_kind
 
 #: Date-valued columns of the cohort table (converted with ``date_format``).
@@ -194,12 +194,11 @@ def parse_cohort_format(cohort_format: dict | None, file="cohort") -> CohortForm
 
     for key in given:
         if key not in DEFAULT_FORMAT:
-            close = difflib.get_close_matches(str(key), list(DEFAULT_FORMAT), n=1)
             bad(
                 key,
                 None,
                 "one of the keys " + ", ".join(DEFAULT_FORMAT),
-                f"Did you mean '{close[0]}'?" if close else None,
+                did_you_mean(str(key), list(DEFAULT_FORMAT)),
             )
     merged = {k: (DEFAULT_FORMAT[k] if given.get(k) is None else given[k]) for k in DEFAULT_FORMAT}
     for key in ("sep", "encoding"):
@@ -455,13 +454,12 @@ def _open_sheet(path, sheet, file):
     else:
         if sheet not in names:
             book.close()
-            close = difflib.get_close_matches(sheet, names, n=1)
             raise InputError(
                 file,
                 f"a sheet of the workbook (sheets: {', '.join(names)})",
                 column="cohort_format: sheet",
                 value=sheet,
-                hint=f"Did you mean '{close[0]}'?" if close else None,
+                hint=did_you_mean(sheet, names),
             )
         name = sheet
     return book, name
@@ -1040,14 +1038,13 @@ def apply_cohort_format(source: CohortSource, fmt: CohortFormat) -> FormattedCoh
     present = list(frame.columns)
     for name in fmt.columns:
         if name not in present:
-            close = difflib.get_close_matches(name, present, n=1, cutoff=0.6)
             raise InputError(
                 file,
                 "a column of the file to rename (cohort_format: columns names the file's "
                 "columns on the left)",
                 column=f"cohort_format: columns: {name}",
                 value=name,
-                hint=f"Did you mean '{close[0]}'?" if close else None,
+                hint=did_you_mean(name, present),
             )
     targets = [fmt.columns.get(c, c) for c in present]
     for column, target in zip(present, targets, strict=True):
@@ -1076,8 +1073,7 @@ def apply_cohort_format(source: CohortSource, fmt: CohortFormat) -> FormattedCoh
                     "values are keyed by the target column name."
                 )
             else:
-                close = difflib.get_close_matches(column, list(table.columns), n=1)
-                hint = f"Did you mean '{close[0]}'?" if close else None
+                hint = did_you_mean(column, list(table.columns))
             raise InputError(
                 file,
                 "a column of the cohort after renaming (cohort_format: values is keyed by the "

@@ -12,14 +12,13 @@ that ``config/config.yaml`` and the library's own defaults agree with them.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from sepher.errors import InputError
+from sepher.errors import InputError, did_you_mean
 
 
 def _key_path(error) -> str:
@@ -155,8 +154,7 @@ def check_config(config: dict, schema_path, config_file="config") -> dict:
         key = unknown[0] if unknown else "?"
         prefix = _key_path(error)
         full = key if prefix == "(top level)" else f"{prefix}.{key}"
-        close = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"Did you mean '{close[0]}'?" if close else None
+        hint = did_you_mean(key, allowed)
         raise InputError(
             config_file,
             "one of the documented keys: " + ", ".join(allowed),

@@ -103,7 +103,6 @@ round-trip tests.
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import re
 from pathlib import Path
@@ -111,7 +110,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sepher.errors import InputError
+from sepher.errors import InputError, did_you_mean
 from sepher.io.plates import OPTIONAL_COLUMNS, PLATES_COLUMNS, _read_long
 
 __all__ = [
@@ -382,8 +381,7 @@ def _read_blocks(path: Path, allowed, required, label=None):
                 if variable == "plate_id":
                     hint = "The plate id is the file name (one file per plate)."
                 else:
-                    close = difflib.get_close_matches(variable, allowed, n=1)
-                    hint = f"Did you mean '{close[0]}'?" if close else None
+                    hint = did_you_mean(variable, allowed)
                 raise InputError(
                     where,
                     f"a block named after a plates column ({', '.join(allowed)})",

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sepher.errors import InputError
+from sepher.errors import InputError, did_you_mean
 from sepher.io.tables import per_distinct_value
 
 __all__ = ["PLATES_COLUMNS", "OPTIONAL_COLUMNS", "ROLES", "read_plates", "well_position"]
@@ -349,13 +349,12 @@ def check_plates_config(
     treated = plates[plates["role"] == "treated"]
     drugs = list(dict.fromkeys(treated["drug"]))
     if drug not in drugs:
-        close = difflib.get_close_matches(drug, drugs, n=1)
         raise InputError(
             config_file,
             f"a drug of the treated wells in {file}: {', '.join(drugs)}",
             column="doseresponse.drug",
             value=drug,
-            hint=f"Did you mean '{close[0]}'?" if close else None,
+            hint=did_you_mean(drug, drugs),
         )
     wells = treated[treated["drug"] == drug]
     conditions = list(dict.fromkeys(wells["condition"]))
@@ -363,13 +362,12 @@ def check_plates_config(
     for k, pair in enumerate(comparisons):
         for role in ("numerator", "denominator"):
             if pair[role] not in conditions:
-                close = difflib.get_close_matches(str(pair[role]), conditions, n=1)
                 raise InputError(
                     config_file,
                     f"a condition treated with {drug} in {file}: {', '.join(conditions)}",
                     column=f"doseresponse.comparisons[{k}].{role}",
                     value=pair[role],
-                    hint=f"Did you mean '{close[0]}'?" if close else None,
+                    hint=did_you_mean(str(pair[role]), conditions),
                 )
         if not any({pair["numerator"], pair["denominator"]} <= have for have in by_line):
             raise InputError(
@@ -381,11 +379,10 @@ def check_plates_config(
             )
     for k, condition in enumerate(figure_conditions):
         if condition not in conditions:
-            close = difflib.get_close_matches(str(condition), conditions, n=1)
             raise InputError(
                 config_file,
                 f"a condition treated with {drug} in {file}: {', '.join(conditions)}",
                 column=f"doseresponse.figure_conditions[{k}]",
                 value=condition,
-                hint=f"Did you mean '{close[0]}'?" if close else None,
+                hint=did_you_mean(str(condition), conditions),
             )
